@@ -1,0 +1,48 @@
+# The two commands a newcomer needs: `make demo` (the main job) and `make test` (every suite).
+# uv builds three environments from uv.lock: the core (.venv), Airflow (.venv-airflow) and
+# Prefect (.venv-prefect); Airflow 3 and Prefect 3 cannot share one (their fastapi pins clash).
+
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+SYNC := $(UV) sync --frozen --python 3.11
+export UV_PYTHON_DOWNLOADS ?= never
+export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT := false
+
+# pytest exits 5 when a suite collects no test; that is not a failure of the suite.
+PYTEST = rc=0; $(1)/bin/python -m pytest $(2) || rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+
+.PHONY: demo test test-core test-airflow test-prefect lint uv
+
+uv:
+	@test -x "$(UV)" || python3 -m pip install --user --quiet uv
+
+.venv: uv pyproject.toml uv.lock
+	$(SYNC) --extra dev
+	@touch .venv
+
+.venv-airflow: uv pyproject.toml uv.lock
+	UV_PROJECT_ENVIRONMENT=.venv-airflow $(SYNC) --extra dev --extra airflow
+	@touch .venv-airflow
+
+.venv-prefect: uv pyproject.toml uv.lock
+	UV_PROJECT_ENVIRONMENT=.venv-prefect $(SYNC) --extra dev --extra prefect
+	@touch .venv-prefect
+
+demo: .venv
+	.venv/bin/artiflow demo
+
+lint: .venv
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
+test-core: .venv
+	@$(call PYTEST,.venv,tests/core)
+
+test-airflow: .venv-airflow
+	@$(call PYTEST,.venv-airflow,tests/airflow)
+
+test-prefect: .venv-prefect
+	@$(call PYTEST,.venv-prefect,tests/prefect)
+
+test: lint test-core test-airflow test-prefect

@@ -1,0 +1,286 @@
+"""A content-addressed blob store on any fsspec filesystem.
+
+Built from ``(fs, root)``; :meth:`BlobStore.oid_to_path` is the one function from a digest to a
+path (``<root>/blobs/md5/ab/cdef...``) and nothing else builds blob paths. Every write is whole or
+nothing (local: temp file + ``os.replace``; object stores: one PUT, or an upload to a temporary
+key that is moved into place only once its bytes are verified), and the bytes written are always
+the bytes whose MD5 names the blob.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import tempfile
+import uuid
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from .errors import CorruptedBlob, MissingDependency, SourceChanged, SourceNotFound, StoreError
+from .hashing import HashedFile
+
+__all__ = ["BlobStore", "open_store"]
+
+log = logging.getLogger(__name__)
+CHUNK = 4 * 1024 * 1024
+SMALL = 16 * 1024 * 1024  # up to this, read into memory and PUT once
+_HINTS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
+
+
+def open_store(url: str, storage_options: Mapping[str, Any] | None = None) -> BlobStore:
+    """Resolve a store URL once, at the edge, into a :class:`BlobStore`."""
+    options = dict(storage_options or {})
+    try:
+        fs, root = fsspec.core.url_to_fs(url, **options)
+    except ImportError as err:
+        scheme = url.split("://", 1)[0]
+        extra = _HINTS.get(scheme, scheme)
+        raise MissingDependency(
+            f"the store {url!r} needs an optional backend: pip install 'artiflow[{extra}]' ({err})"
+        ) from err
+    except ValueError as err:
+        raise StoreError(f"unsupported store URL {url!r}: {err}") from err
+    return BlobStore(fs, root, url=url)
+
+
+def _md5_bytes(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+class BlobStore:
+    """Blobs named by their MD5, under ``<root>/blobs/md5/``."""
+
+    def __init__(self, fs: Any, root: str, *, url: str | None = None) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.url = (
+            url or f"{fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]}://{root}"
+        )
+        self.local = isinstance(fs, LocalFileSystem)
+        protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+        self._s3 = any(p in ("s3", "s3a") for p in protocols)
+
+    def __repr__(self) -> str:
+        return f"BlobStore({self.url!r})"
+
+    # ------------------------------------------------------------------ paths
+    def oid_to_path(self, digest: str) -> str:
+        if len(digest) != 32 or not all(c in "0123456789abcdef" for c in digest):
+            raise CorruptedBlob(f"not an MD5 hex digest: {digest!r}")
+        return f"{self.root}/blobs/md5/{digest[:2]}/{digest[2:]}"
+
+    def _tmp_path(self) -> str:
+        return f"{self.root}/tmp/{uuid.uuid4().hex}"
+
+    # ------------------------------------------------------------------ queries
+    def exists(self, digest: str) -> bool:
+        path = self.oid_to_path(digest)
+        if self.local:
+            return os.path.isfile(path)
+        try:
+            return bool(self.fs.exists(path))
+        except Exception as err:  # backend errors are translated at this boundary
+            raise StoreError(f"cannot reach store {self.url}: {err}") from err
+
+    def missing(self, digests: Iterable[str], workers: int = 16) -> set[str]:
+        """The digests not yet in the store (checked in parallel on remote stores)."""
+        unique = sorted(set(digests))
+        if self.local or len(unique) < 4:
+            return {d for d in unique if not self.exists(d)}
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            present = list(pool.map(self.exists, unique))
+        return {d for d, here in zip(unique, present, strict=True) if not here}
+
+    def check_reachable(self) -> None:
+        """Raise :class:`StoreError` if the store's root cannot be listed or created."""
+        try:
+            if self.local:
+                os.makedirs(self.root, exist_ok=True)
+                if not os.access(self.root, os.W_OK):
+                    raise PermissionError(f"{self.root} is not writable")
+            else:
+                self.fs.ls(self.root.split("/", 1)[0] if "/" in self.root else self.root)
+        except Exception as err:
+            raise StoreError(f"cannot reach store {self.url}: {err}") from err
+
+    # ------------------------------------------------------------------ writes
+    def put_bytes(self, data: bytes, digest: str | None = None) -> str:
+        """Store ``data``; returns its digest. ``digest``, if given, must match."""
+        actual = _md5_bytes(data)
+        if digest is not None and digest != actual:
+            raise CorruptedBlob(f"bytes hash to {actual}, not the expected {digest}")
+        if not self.exists(actual):
+            self._write_small(actual, data)
+        return actual
+
+    def put_file(self, source: HashedFile) -> int:
+        """Upload a local file added earlier; returns the bytes written (0 if already held).
+
+        The file is re-hashed while it is streamed: if its content no longer matches the digest
+        taken when it was added, nothing is stored and :class:`SourceChanged` is raised.
+        """
+        if self.exists(source.digest):
+            return 0
+        try:
+            if self.local:
+                self._put_local(source)
+            elif source.size <= SMALL:
+                with open(source.path, "rb") as fh:
+                    data = fh.read()
+                self._check_source(source, _md5_bytes(data), len(data))
+                self._write_small(source.digest, data)
+            else:
+                self._put_large(source)
+        except (SourceChanged, StoreError, CorruptedBlob):
+            raise
+        except OSError as err:
+            if not os.path.exists(source.path):
+                raise SourceChanged(
+                    f"{source.path} was removed after it was added to the artifact"
+                ) from err
+            raise StoreError(f"cannot write blob {source.digest} to {self.url}: {err}") from err
+        return source.size
+
+    @staticmethod
+    def _check_source(source: HashedFile, digest: str, size: int) -> None:
+        if digest != source.digest or size != source.size:
+            raise SourceChanged(
+                f"{source.path} changed after it was added to the artifact "
+                f"(md5 {source.digest} → {digest}, {source.size} → {size} bytes); "
+                "add it again to log its new content"
+            )
+
+    def _put_local(self, source: HashedFile) -> None:
+        final = self.oid_to_path(source.digest)
+        folder = os.path.dirname(final)
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        try:
+            h = hashlib.md5(usedforsecurity=False)
+            size = 0
+            with open(source.path, "rb") as src, os.fdopen(fd, "wb") as dst:
+                while chunk := src.read(CHUNK):
+                    h.update(chunk)
+                    size += len(chunk)
+                    dst.write(chunk)
+            self._check_source(source, h.hexdigest(), size)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, final)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def _write_small(self, digest: str, data: bytes) -> None:
+        path = self.oid_to_path(digest)
+        if self.local:
+            folder = os.path.dirname(path)
+            try:
+                os.makedirs(folder, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+            except OSError as err:
+                raise StoreError(f"cannot write blob {digest} to {self.url}: {err}") from err
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.chmod(tmp, 0o444)
+                os.replace(tmp, path)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
+            return
+        kwargs: dict[str, Any] = {}
+        if self._s3:  # S3 refuses a PUT whose bytes do not match Content-MD5
+            kwargs["ContentMD5"] = base64.b64encode(bytes.fromhex(digest)).decode()
+        try:
+            self.fs.pipe_file(path, data, **kwargs)
+        except Exception as err:
+            raise StoreError(f"upload of blob {digest} to {self.url} failed: {err}") from err
+        self._check_remote(path, digest, len(data))
+
+    def _put_large(self, source: HashedFile) -> None:
+        tmp = self._tmp_path()
+        h = hashlib.md5(usedforsecurity=False)
+        size = 0
+        try:
+            with open(source.path, "rb") as src, self.fs.open(tmp, "wb") as dst:
+                while chunk := src.read(CHUNK):
+                    h.update(chunk)
+                    size += len(chunk)
+                    dst.write(chunk)
+            self._check_source(source, h.hexdigest(), size)
+            self._check_remote(tmp, source.digest, size)
+            self.fs.mv(tmp, self.oid_to_path(source.digest))
+        except (SourceChanged, CorruptedBlob):
+            self._discard(tmp)
+            raise
+        except Exception as err:
+            self._discard(tmp)
+            raise StoreError(f"upload of {source.path} to {self.url} failed: {err}") from err
+
+    def _discard(self, path: str) -> None:
+        try:
+            self.fs.rm_file(path)
+        except Exception:  # the temporary key may not exist; nothing visible depends on it
+            log.debug("could not remove temporary upload %s", path, exc_info=True)
+
+    def _check_remote(self, path: str, digest: str, size: int) -> None:
+        try:
+            info = self.fs.info(path)
+        except Exception as err:
+            raise StoreError(f"blob {digest} is not readable after upload: {err}") from err
+        if int(info.get("size", -1)) != size:
+            self._discard(path)
+            raise CorruptedBlob(
+                f"store {self.url} holds {info.get('size')} bytes for blob {digest}, sent {size}"
+            )
+
+    # ------------------------------------------------------------------ reads
+    def get_bytes(self, digest: str) -> bytes:
+        path = self.oid_to_path(digest)
+        try:
+            if self.local:
+                with open(path, "rb") as fh:
+                    data = fh.read()
+            else:
+                data = self.fs.cat_file(path)
+        except FileNotFoundError as err:
+            raise SourceNotFound(f"blob {digest} is missing from store {self.url}") from err
+        except Exception as err:
+            raise StoreError(f"cannot read blob {digest} from {self.url}: {err}") from err
+        actual = _md5_bytes(data)
+        if actual != digest:
+            raise CorruptedBlob(f"blob {digest} in store {self.url} is corrupted (md5 {actual})")
+        return data
+
+    def get_file(self, digest: str, dest: str) -> int:
+        """Copy a blob to ``dest`` (a temporary path the caller owns), verifying every byte."""
+        path = self.oid_to_path(digest)
+        h = hashlib.md5(usedforsecurity=False)
+        size = 0
+        try:
+            opener = open(path, "rb") if self.local else self.fs.open(path, "rb")
+            with opener as src, open(dest, "wb") as dst:
+                while chunk := src.read(CHUNK):
+                    h.update(chunk)
+                    size += len(chunk)
+                    dst.write(chunk)
+        except FileNotFoundError as err:
+            raise SourceNotFound(f"blob {digest} is missing from store {self.url}") from err
+        except OSError as err:
+            raise StoreError(f"cannot read blob {digest} from {self.url}: {err}") from err
+        except Exception as err:
+            raise StoreError(f"cannot read blob {digest} from {self.url}: {err}") from err
+        if h.hexdigest() != digest:
+            os.unlink(dest)
+            raise CorruptedBlob(
+                f"blob {digest} in store {self.url} is corrupted (md5 {h.hexdigest()})"
+            )
+        return size

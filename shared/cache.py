@@ -1,0 +1,160 @@
+"""The local download cache: verified blobs by key, bounded in size, evicted least recently used.
+
+A blob enters the cache only after its bytes were checked against its digest. The index (SQLite
+next to the blobs) remembers each file's ``(inode, size, mtime_ns)`` at that moment, so a hit costs
+one ``stat``; a cached file that changed since (say, edited through a hard link) no longer matches
+and is fetched again instead of being handed out.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+
+import platformdirs
+
+__all__ = ["DEFAULT_MAX_BYTES", "BlobCache", "default_cache_dir"]
+
+log = logging.getLogger(__name__)
+DEFAULT_MAX_BYTES = 20 * 1024**3
+
+
+def default_cache_dir() -> str:
+    return os.environ.get("ARTIFLOW_CACHE_DIR") or os.path.join(
+        platformdirs.user_cache_dir("artiflow"), "blobs"
+    )
+
+
+def _default_max_bytes() -> int:
+    value = os.environ.get("ARTIFLOW_CACHE_MAX_BYTES")
+    return int(value) if value else DEFAULT_MAX_BYTES
+
+
+class BlobCache:
+    """Files under ``<root>/<kind>/<ab>/<cdef...>`` indexed in ``<root>/index.db``."""
+
+    def __init__(self, root: str | None = None, max_bytes: int | None = None) -> None:
+        self.root = os.path.abspath(root or default_cache_dir())
+        self.max_bytes = _default_max_bytes() if max_bytes is None else max_bytes
+        os.makedirs(self.root, exist_ok=True)
+        self._local = threading.local()
+        with self._db() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, size INTEGER,"
+                " inode INTEGER, mtime_ns INTEGER, md5 TEXT, last_used REAL)"
+            )
+            db.execute("CREATE INDEX IF NOT EXISTS entries_lru ON entries(last_used)")
+
+    def _db(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(os.path.join(self.root, "index.db"), timeout=60)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    def path_for(self, key: str) -> str:
+        kind, _, name = key.partition("/")
+        return os.path.join(self.root, kind, name[:2], name[2:])
+
+    def lookup_many(self, keys: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """``key → (path, content md5)`` for every key held and unchanged since it was cached."""
+        found: dict[str, tuple[str, str]] = {}
+        stale: list[str] = []
+        db = self._db()
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = db.execute(
+                f"SELECT key, size, inode, mtime_ns, md5 FROM entries WHERE key IN ({marks})",
+                chunk,
+            ).fetchall()
+            for key, size, inode, mtime_ns, md5 in rows:
+                path = self.path_for(key)
+                try:
+                    st = os.stat(path)
+                except FileNotFoundError:
+                    stale.append(key)
+                    continue
+                if (st.st_size, st.st_ino, st.st_mtime_ns) == (size, inode, mtime_ns):
+                    found[key] = (path, md5)
+                else:
+                    stale.append(key)
+        now = time.time()
+        with db:
+            if found:
+                db.executemany(
+                    "UPDATE entries SET last_used=? WHERE key=?", [(now, k) for k in found]
+                )
+            if stale:
+                log.warning("dropping %d changed or missing cache entries", len(stale))
+                db.executemany("DELETE FROM entries WHERE key=?", [(k,) for k in stale])
+        for key in stale:
+            self._unlink(self.path_for(key))
+        return found
+
+    def lookup(self, key: str) -> tuple[str, str] | None:
+        return self.lookup_many([key]).get(key)
+
+    def temp_path(self) -> str:
+        folder = os.path.join(self.root, "tmp")
+        os.makedirs(folder, exist_ok=True)
+        return os.path.join(folder, f"{os.getpid()}-{threading.get_ident()}-{time.time_ns()}")
+
+    def insert(self, key: str, verified_file: str, md5: str) -> str:
+        """Move a file whose content was just verified into the cache; returns its path."""
+        path = self.path_for(key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.chmod(verified_file, 0o444)
+        os.replace(verified_file, path)
+        st = os.stat(path)
+        with self._db() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?)",
+                (key, st.st_size, st.st_ino, st.st_mtime_ns, md5, time.time()),
+            )
+        return path
+
+    def total_bytes(self) -> int:
+        row = self._db().execute("SELECT COALESCE(SUM(size), 0) FROM entries").fetchone()
+        return int(row[0])
+
+    def prune(self, max_bytes: int | None = None, keep: Iterable[str] = ()) -> tuple[int, int]:
+        """Evict least recently used entries until the cache holds at most ``max_bytes``.
+
+        Returns ``(files removed, bytes freed)``. Keys in ``keep`` are never evicted.
+        """
+        limit = self.max_bytes if max_bytes is None else max_bytes
+        protected = set(keep)
+        total = self.total_bytes()
+        removed = freed = 0
+        if total <= limit:
+            return 0, 0
+        db = self._db()
+        victims: list[tuple[str, int]] = []
+        for key, size in db.execute("SELECT key, size FROM entries ORDER BY last_used, key"):
+            if total <= limit:
+                break
+            if key in protected:
+                continue
+            victims.append((key, size))
+            total -= size
+        with db:
+            db.executemany("DELETE FROM entries WHERE key=?", [(k,) for k, _ in victims])
+        for key, size in victims:
+            self._unlink(self.path_for(key))
+            removed += 1
+            freed += size
+        return removed, freed
+
+    @staticmethod
+    def _unlink(path: str) -> None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,235 @@
+"""A persistent cache of file MD5s, keyed by ``(absolute path, inode, size, mtime_ns)``.
+
+Re-adding an unchanged tree then costs one ``stat`` per file and a bulk SQLite lookup. The
+cache is a single SQLite file (WAL, busy timeout) at ``$ARTIFLOW_HASH_CACHE`` or
+``<user cache dir>/artiflow/hashes.db``; any number of threads and processes may share it.
+
+The cache is an accelerator, never a source of failure: a corrupt, locked or unwritable
+database logs one warning and the caller carries on as if there were no cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+
+import platformdirs
+
+__all__ = ["ENV_VAR", "HashCache", "default_cache_path", "default_hash_cache"]
+
+log = logging.getLogger(__name__)
+
+ENV_VAR = "ARTIFLOW_HASH_CACHE"
+_CHUNK = 500  # bound variables per ``IN (...)`` query: well under SQLite's limit
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS file_md5 (
+    path     TEXT PRIMARY KEY,
+    inode    INTEGER NOT NULL,
+    size     INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    md5      TEXT NOT NULL
+) WITHOUT ROWID
+"""
+
+_SELECT = "SELECT path, inode, size, mtime_ns, md5 FROM file_md5 WHERE path IN "
+
+#: ``(absolute path, inode, size, mtime_ns)``
+CacheKey = tuple[str, int, int, int]
+
+
+def default_cache_path() -> str:
+    """``$ARTIFLOW_HASH_CACHE`` if set, else ``hashes.db`` in the user cache directory."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return env
+    return os.path.join(platformdirs.user_cache_dir("artiflow"), "hashes.db")
+
+
+def _transient(err: sqlite3.Error) -> bool:
+    """A lock held too long by another writer: skip this operation, keep the cache."""
+    text = str(err).lower()
+    return isinstance(err, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+class HashCache:
+    """MD5s of local files, valid while a file keeps its path, inode, size and mtime.
+
+    Thread-safe (one connection behind a lock, re-opened after ``fork``) and process-safe
+    (SQLite WAL with a busy timeout). Lookups and inserts are batched into one transaction.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout: float = 10.0):
+        self.path = os.fspath(path) if path is not None else default_cache_path()
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = -1
+        self._disabled = False
+
+    def __repr__(self) -> str:
+        state = "disabled" if self._disabled else "enabled"
+        return f"HashCache({self.path!r}, {state})"
+
+    @property
+    def enabled(self) -> bool:
+        """False once the database proved corrupt or unwritable (then every lookup misses)."""
+        return not self._disabled
+
+    # -- connection ---------------------------------------------------------------------------
+    def _connection(self) -> sqlite3.Connection | None:
+        """The open connection (lock held by the caller), or None when the cache is disabled."""
+        if self._disabled:
+            return None
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        # A connection inherited across fork() must not be used, nor closed, in the child.
+        self._conn = None
+        conn: sqlite3.Connection | None = None
+        try:
+            parent = os.path.dirname(os.path.abspath(self.path))
+            os.makedirs(parent, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(_SCHEMA)
+        except (sqlite3.Error, OSError) as err:
+            if conn is not None:
+                conn.close()
+            self._disable(err)
+            return None
+        self._conn, self._pid = conn, os.getpid()
+        return conn
+
+    def _disable(self, err: BaseException) -> None:
+        log.warning(
+            "hash cache %s is unusable (%s: %s); hashing without a cache",
+            self.path,
+            type(err).__name__,
+            err,
+        )
+        self._disabled = True
+        if self._conn is not None and self._pid == os.getpid():
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                log.debug("closing the hash cache failed", exc_info=True)
+        self._conn = None
+
+    def _failed(self, err: sqlite3.Error, what: str) -> None:
+        if _transient(err):
+            log.warning("hash cache %s is busy; %s skipped (%s)", self.path, what, err)
+            return
+        self._disable(err)
+
+    # -- operations ---------------------------------------------------------------------------
+    def get_many(self, keys: Sequence[CacheKey]) -> list[str | None]:
+        """The cached MD5 for each ``(path, inode, size, mtime_ns)``, or None where it misses."""
+        found: dict[str, tuple[int, int, int, str]] = {}
+        with self._lock:
+            conn = self._connection()
+            if conn is None or not keys:
+                return [None] * len(keys)
+            try:
+                for start in range(0, len(keys), _CHUNK):
+                    chunk = [k[0] for k in keys[start : start + _CHUNK]]
+                    marks = ",".join("?" * len(chunk))
+                    query = _SELECT + f"({marks})"
+                    for path, inode, size, mtime_ns, md5 in conn.execute(query, chunk):
+                        found[path] = (inode, size, mtime_ns, md5)
+            except sqlite3.Error as err:
+                self._failed(err, "lookup")
+                return [None] * len(keys)
+        out: list[str | None] = []
+        for path, inode, size, mtime_ns in keys:
+            row = found.get(path)
+            hit = row is not None and row[0] == inode and row[1] == size and row[2] == mtime_ns
+            out.append(row[3] if hit and row is not None else None)
+        return out
+
+    def get(self, path: str, inode: int, size: int, mtime_ns: int) -> str | None:
+        """The cached MD5 of one file, or None."""
+        return self.get_many([(path, inode, size, mtime_ns)])[0]
+
+    def put_many(self, rows: Iterable[tuple[str, int, int, int, str]]) -> None:
+        """Record ``(path, inode, size, mtime_ns, md5)`` rows in one transaction."""
+        rows = list(rows)
+        if not rows:
+            return
+        with self._lock:
+            conn = self._connection()
+            if conn is None:
+                return
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany("INSERT OR REPLACE INTO file_md5 VALUES (?, ?, ?, ?, ?)", rows)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.Error as err:
+                self._failed(err, "update")
+
+    def forget(self, paths: Iterable[str]) -> None:
+        """Drop the rows of these absolute paths (e.g. files known to be gone)."""
+        with self._lock:
+            conn = self._connection()
+            if conn is None:
+                return
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany("DELETE FROM file_md5 WHERE path = ?", [(p,) for p in paths])
+                conn.execute("COMMIT")
+            except sqlite3.Error as err:
+                self._failed(err, "forget")
+
+    def clear(self) -> None:
+        """Forget every cached hash."""
+        with self._lock:
+            conn = self._connection()
+            if conn is None:
+                return
+            try:
+                conn.execute("DELETE FROM file_md5")
+            except sqlite3.Error as err:
+                self._failed(err, "clear")
+
+    def __len__(self) -> int:
+        with self._lock:
+            conn = self._connection()
+            if conn is None:
+                return 0
+            try:
+                row = conn.execute("SELECT count(*) FROM file_md5").fetchone()
+            except sqlite3.Error as err:
+                self._failed(err, "count")
+                return 0
+        return int(row[0])
+
+    def close(self) -> None:
+        """Close the connection; the next operation opens it again."""
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+
+_default: HashCache | None = None
+_default_lock = threading.Lock()
+
+
+def default_hash_cache() -> HashCache:
+    """The process-wide cache at :func:`default_cache_path` (re-created when that changes)."""
+    global _default
+    path = default_cache_path()
+    with _default_lock:
+        if _default is None or _default.path != path:
+            if _default is not None:
+                _default.close()
+            _default = HashCache(path)
+        return _default

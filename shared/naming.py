@@ -1,0 +1,115 @@
+"""Rules for names, types, aliases, metadata and entry paths (W&B's rules, enforced up front)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import InvalidMetadata, InvalidName, InvalidPath
+
+__all__ = [
+    "MAX_METADATA_KEYS",
+    "MAX_NAME_LENGTH",
+    "check_alias",
+    "check_metadata",
+    "check_name",
+    "check_type",
+    "entry_path",
+]
+
+MAX_NAME_LENGTH = 128
+MAX_METADATA_KEYS = 100
+_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
+_RESERVED_ALIAS_RE = re.compile(r"v\d+|latest")
+
+
+def _check(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidName(f"artifact {what} must be a string, got {value!r}")
+    if not 1 <= len(value) <= MAX_NAME_LENGTH or not _NAME_RE.fullmatch(value):
+        raise InvalidName(
+            f"invalid artifact {what} {value!r}: use 1-{MAX_NAME_LENGTH} characters "
+            "from letters, digits, '.', '_' and '-'"
+        )
+    return value
+
+
+def check_name(name: object) -> str:
+    """Return ``name`` if it is a valid artifact name, else raise :class:`InvalidName`."""
+    return _check(name, "name")
+
+
+def check_type(type_: object) -> str:
+    """Return ``type_`` if it is a valid artifact type, else raise :class:`InvalidName`."""
+    return _check(type_, "type")
+
+
+def check_alias(alias: object) -> str:
+    """Return a user-settable alias; ``latest`` and ``v<digits>`` are reserved."""
+    text = _check(alias, "alias")
+    if _RESERVED_ALIAS_RE.fullmatch(text):
+        raise InvalidName(
+            f"alias {text!r} is reserved: 'latest' moves automatically and 'v<N>' names a version"
+        )
+    return text
+
+
+def _reject_constant(token: str) -> Any:
+    raise InvalidMetadata(f"metadata must not contain {token}: JSON has no NaN or infinity")
+
+
+def check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return a JSON-safe deep copy of ``metadata``, or raise :class:`InvalidMetadata`."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise InvalidMetadata(f"metadata must be a mapping, got {type(metadata).__name__}")
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise InvalidMetadata(
+            f"metadata has {len(metadata)} keys; at most {MAX_METADATA_KEYS} are allowed"
+        )
+    for key in metadata:
+        if not isinstance(key, str):
+            raise InvalidMetadata(f"metadata keys must be strings, got {key!r}")
+    try:
+        text = json.dumps(dict(metadata), allow_nan=False, sort_keys=True)
+    except ValueError as err:
+        raise InvalidMetadata(
+            f"metadata must not contain NaN or infinity (JSON has neither): {err}"
+        ) from err
+    except TypeError as err:
+        raise InvalidMetadata(f"metadata must be JSON-serialisable: {err}") from err
+    copy: dict[str, Any] = json.loads(text, parse_constant=_reject_constant)
+    return copy
+
+
+def entry_path(path: object) -> str:
+    """Normalise and validate an entry path: relative POSIX, no traversal, no surprises.
+
+    One trailing slash is tolerated (``images/`` is ``images``); everything that could point
+    outside the artifact's root or mean two things on two systems is refused: absolute paths,
+    empty, ``.`` and ``..`` segments, backslashes, NUL and other control characters, drive
+    letters, and the empty path.
+    """
+    if not isinstance(path, str):
+        raise InvalidPath(f"entry path must be a string, got {path!r}")
+    if path == "":
+        raise InvalidPath("entry path must not be empty")
+    if "\\" in path:
+        raise InvalidPath(f"entry path {path!r} contains a backslash; use '/' between segments")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
+        raise InvalidPath(f"entry path {path!r} contains NUL or another control character")
+    if path.startswith("/"):
+        raise InvalidPath(f"entry path {path!r} is absolute; entry paths are relative")
+    if re.match(r"[A-Za-z]:", path):
+        raise InvalidPath(f"entry path {path!r} starts with a drive letter")
+    segments = (path[:-1] if path.endswith("/") else path).split("/")
+    for seg in segments:
+        if seg in ("", ".", ".."):
+            raise InvalidPath(
+                f"entry path {path!r} has an empty, '.' or '..' segment; "
+                "entry paths must stay inside the artifact"
+            )
+    return "/".join(segments)

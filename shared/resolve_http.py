@@ -1,0 +1,191 @@
+"""The ``http(s)://`` resolver: ETag and Content-Length from a HEAD, with stdlib urllib.
+
+A URL that carries credentials (``user:password@``) or a signed or secret query parameter is
+refused before any request: nothing secret may ever land in a manifest.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from email.message import Message
+from http.client import HTTPMessage
+from typing import Any
+
+from .errors import UnsafeReference
+from .manifest import ManifestEntry
+from .resolve_base import (
+    DIGEST_FROM,
+    Resolver,
+    StorageOptions,
+    checksum_disabled,
+    corrupted,
+    entry_name,
+    read_chunks,
+    text_digest,
+    write_verified,
+)
+
+__all__ = ["HttpResolver", "check_http_url", "normalise_etag"]
+
+TIMEOUT = 60.0
+_HEADERS = {"User-Agent": "artiflow", "Accept-Encoding": "identity"}
+
+#: query (or fragment) parameters that sign a URL or carry a secret, compared lower-case
+_SECRET_PARAMS = frozenset(
+    {
+        "sig",
+        "signature",
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-amz-security-token",
+        "x-goog-signature",
+        "x-goog-credential",
+        "googleaccessid",
+        "awsaccesskeyid",
+        "key-pair-id",
+        "token",
+        "access_token",
+        "id_token",
+        "refresh_token",
+        "auth",
+        "authorization",
+        "api_key",
+        "apikey",
+        "api-key",
+        "key",
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "client_secret",
+    }
+)
+_SECRET_SUFFIX = re.compile(r"(signature|token|secret|password|credential|apikey|api[-_]key)$")
+
+
+def _redacted(parts: urllib.parse.SplitResult) -> str:
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
+def check_http_url(url: str) -> None:
+    """Raise :class:`UnsafeReference` if the URL carries credentials or a signature."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise UnsafeReference(
+            f"{_redacted(parts)}: the URL carries credentials (user:password@); they would be "
+            "recorded in the manifest. Reference a URL without them"
+        )
+    for text in (parts.query, parts.fragment):
+        for key, _value in urllib.parse.parse_qsl(text, keep_blank_values=True):
+            lowered = key.strip().lower()
+            if lowered in _SECRET_PARAMS or _SECRET_SUFFIX.search(lowered):
+                raise UnsafeReference(
+                    f"{_redacted(parts)}: the URL has a signed or secret parameter {key!r}; "
+                    "signatures and tokens would be recorded in the manifest. Reference an "
+                    "unsigned URL (or the object's s3:// or gs:// URI) instead"
+                )
+
+
+def normalise_etag(etag: str) -> str:
+    """An ETag without its ``W/`` prefix and quotes."""
+    text = etag.strip()
+    if text.startswith("W/"):
+        text = text[2:]
+    return text.strip('"')
+
+
+class _KeepHeadOnRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib turns a redirected HEAD into a GET; keep it a HEAD."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and req.get_method() == "HEAD":
+            new.method = "HEAD"
+        return new
+
+
+_opener = urllib.request.build_opener(_KeepHeadOnRedirect)
+
+
+def _content_length(headers: Message) -> int | None:
+    value = headers.get("Content-Length")
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None
+
+
+def head(url: str) -> Message:
+    """Response headers of a HEAD, or of a GET whose body is never read where HEAD is refused."""
+    request = urllib.request.Request(url, method="HEAD", headers=_HEADERS)
+    try:
+        with _opener.open(request, timeout=TIMEOUT) as resp:
+            return resp.headers  # type: ignore[no-any-return]
+    except urllib.error.HTTPError as err:
+        if err.code not in (405, 501):
+            raise
+    request = urllib.request.Request(url, method="GET", headers=_HEADERS)
+    with _opener.open(request, timeout=TIMEOUT) as resp:
+        return resp.headers  # type: ignore[no-any-return]
+
+
+class HttpResolver(Resolver):
+    """``http://`` and ``https://`` objects; one entry per URL (there is no listing)."""
+
+    protocols = ("http", "https")
+
+    def check(self, uri: str) -> None:
+        check_http_url(uri)
+
+    def default_name(self, uri: str) -> str:
+        parts = urllib.parse.urlsplit(uri)
+        segment = urllib.parse.unquote(parts.path).rstrip("/").rsplit("/", 1)[-1]
+        return segment or parts.hostname or "index"
+
+    def resolve(
+        self,
+        uri: str,
+        name: str | None,
+        *,
+        max_objects: int | None,
+        storage_options: StorageOptions,
+    ) -> list[ManifestEntry]:
+        check_http_url(uri)
+        target = entry_name(name, self.default_name(uri))
+        headers = head(uri)
+        size = _content_length(headers)
+        etag = headers.get("ETag")
+        if etag:
+            return [ManifestEntry(target, normalise_etag(etag), size, uri, {"etag": etag})]
+        return [ManifestEntry(target, text_digest(uri), size, uri, {DIGEST_FROM: "uri"})]
+
+    def fetch(self, entry: ManifestEntry, dest: str, *, storage_options: StorageOptions) -> None:
+        url = entry.ref or ""
+        check_http_url(url)
+        request = urllib.request.Request(url, method="GET", headers=_HEADERS)
+        with _opener.open(request, timeout=TIMEOUT) as resp:
+            if checksum_disabled(entry):
+                write_verified(dest, read_chunks(resp), entry=entry)
+                return
+            recorded = entry.extra.get("etag")
+            etag = resp.headers.get("ETag")
+            if recorded and normalise_etag(etag or "") != normalise_etag(str(recorded)):
+                raise corrupted(entry, f"ETag {etag!r} now, {recorded!r} recorded")
+            length = _content_length(resp.headers)
+            if entry.size is not None and length is not None and length != entry.size:
+                raise corrupted(entry, f"Content-Length {length} now, {entry.size} recorded")
+            write_verified(dest, read_chunks(resp), entry=entry, size=entry.size)

@@ -1,0 +1,154 @@
+"""A step run: what a pipeline step consumed and produced, recorded as it happens."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, wait
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .errors import ArtifactStateError, TypeMismatch
+from .naming import check_alias, check_type
+from .records import RunInfo
+
+if TYPE_CHECKING:
+    from .artifact import Artifact
+    from .registry import Registry
+
+__all__ = ["Run", "RunInfo"]
+
+log = logging.getLogger(__name__)
+
+
+class Run:
+    """The context of one step run; get one from :meth:`Registry.run`.
+
+    Its row is written lazily, with the first artifact it uses or logs, so a run that touches
+    nothing leaves nothing behind. Leaving the ``with`` block waits for every pending log and marks
+    the run ``finished``, or ``failed`` if the block raised or a log failed.
+    """
+
+    def __init__(self, registry: Registry, identity: Mapping[str, Any]) -> None:
+        self.registry = registry
+        self.identity = dict(identity)
+        self._info: RunInfo | None = None
+        self._lock = threading.Lock()
+        self._pending: list[tuple[Artifact, Future[Artifact]]] = []
+        self._closed = False
+
+    # ------------------------------------------------------------------ identity
+    def _row(self) -> RunInfo:
+        with self._lock:
+            if self._info is None:
+                self._info = self.registry.meta.create_run(self.identity)
+                if self.registry.openlineage is not None:  # queues an event; never blocks
+                    self.registry.openlineage.run_started(self.registry, self._info)
+            return self._info
+
+    @property
+    def id(self) -> str:
+        return self._row().id
+
+    @property
+    def info(self) -> RunInfo:
+        return self._row()
+
+    def __repr__(self) -> str:
+        label = self._info.label if self._info else self.identity
+        return f"<Run {label}>"
+
+    # ------------------------------------------------------------------ verbs
+    def use_artifact(self, ref: str, type: str | None = None) -> Artifact:
+        """Resolve ``ref`` to a committed version and record it as this run's input."""
+        self._ensure_open()
+        if type is not None:
+            check_type(type)
+        art = self.registry.artifact(ref)
+        if type is not None and art.type != type:
+            raise TypeMismatch(f"{art.qualified_name} has type {art.type!r}, expected {type!r}")
+        record = art._record
+        if record is None:  # pragma: no cover - registry.artifact always binds a record
+            raise ArtifactStateError(f"{ref!r} resolved to an uncommitted artifact")
+        self.registry.meta.record_input(self.id, record.id)
+        return art
+
+    def log_artifact(self, artifact: Artifact, aliases: Iterable[str] | None = None) -> Artifact:
+        """Upload and commit ``artifact`` in the background; returns it at once.
+
+        ``artifact.wait()`` blocks until the version is committed and re-raises any failure.
+        Content identical to an existing version of the name returns that version.
+        """
+        self._ensure_open()
+        wanted = [check_alias(a) for a in (aliases or [])]
+        self.registry.meta.check_type(artifact.name, artifact.type)
+        future = self.registry._submit_log(self, artifact, wanted)
+        with self._lock:
+            self._pending.append((artifact, future))
+        return artifact
+
+    def upsert_artifact(self, artifact: Artifact, distributed_id: str) -> Artifact:
+        """Add ``artifact``'s entries as one part of the pending distributed version."""
+        self._ensure_open()
+        from .distributed import upsert
+
+        return upsert(self, artifact, distributed_id)
+
+    def finish_artifact(
+        self, artifact: Artifact, distributed_id: str, aliases: Iterable[str] | None = None
+    ) -> Artifact:
+        """Commit every part upserted under ``distributed_id`` (plus ``artifact``'s own entries)
+        as a single version."""
+        self._ensure_open()
+        from .distributed import finish
+
+        return finish(self, artifact, distributed_id, [check_alias(a) for a in (aliases or [])])
+
+    # ------------------------------------------------------------------ lifecycle
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise ArtifactStateError("this run has finished; start a new one with registry.run()")
+
+    def wait(self) -> None:
+        """Wait for every pending log; re-raise the first failure."""
+        with self._lock:
+            pending = list(self._pending)
+        wait([f for _, f in pending])
+        for _, future in pending:
+            future.result()
+
+    def finish(self, failed: bool = False, exc: BaseException | None = None) -> None:
+        """Wait for pending logs, then mark the run finished or failed.
+
+        A log that failed makes the run failed; its error is raised here unless the caller
+        already saw it through ``artifact.wait()`` (or the block is failing anyway).
+        """
+        if self._closed:
+            return
+        with self._lock:
+            pending = list(self._pending)
+        wait([f for _, f in pending])
+        errors = [(a, f.exception()) for a, f in pending if f.exception() is not None]
+        self._closed = True
+        if self._info is not None:
+            self.registry.meta.finish_run(
+                self._info.id, "failed" if failed or errors else "finished"
+            )
+            if self.registry.openlineage is not None:  # queues an event; never blocks
+                error = exc or next((e for _, e in errors if e is not None), None)
+                self.registry.openlineage.run_finished(self.registry, self._info.id, error)
+        unseen = [err for art, err in errors if not art._failure_seen]
+        if unseen and not failed and unseen[0] is not None:
+            raise unseen[0]
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.finish(failed=exc is not None, exc=exc)

@@ -1,0 +1,167 @@
+"""Pull: download an artifact version through the local cache, and verify a materialised root.
+
+Every byte handed to the user was checked against its digest on its way into the cache; files
+are materialised from the cache by hard link (or copy across devices) and never downloaded again
+while the cache holds them. A root that is already complete costs a ``stat`` per file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import CorruptedBlob, InvalidPath, SourceNotFound
+from .hashcache import default_hash_cache
+from .hashing import hash_files, md5_file, walk_files
+from .manifest import ManifestEntry
+from .resolve import fetch_reference
+
+if TYPE_CHECKING:
+    from .artifact import Artifact
+    from .registry import Registry
+
+__all__ = ["cache_key", "default_root", "download", "fetch_to_cache", "safe_join", "verify"]
+
+log = logging.getLogger(__name__)
+_WORKERS = 8
+
+
+def default_root(artifact: Artifact) -> Path:
+    """``$ARTIFLOW_ARTIFACT_DIR`` (default ``./artifacts``) ``/<name>/<version>``."""
+    base = Path(os.environ.get("ARTIFLOW_ARTIFACT_DIR") or "artifacts")
+    return base / artifact.name / (artifact.version or "draft")
+
+
+def safe_join(root: Path, path: str) -> Path:
+    """``root/path``, refusing any entry path that would land outside ``root``."""
+    base = os.path.abspath(root)
+    full = os.path.abspath(os.path.join(base, path))
+    if os.path.commonpath([base, full]) != base or full == base:
+        raise InvalidPath(f"entry path {path!r} would be written outside {root}")
+    return Path(full)
+
+
+def cache_key(entry: ManifestEntry) -> str:
+    """Stored content is cached by its MD5; a reference by what identifies its source object."""
+    if entry.ref is None:
+        return f"md5/{entry.digest}"
+    ident = json.dumps([entry.ref, entry.digest, dict(entry.extra)], sort_keys=True)
+    return "ref/" + hashlib.md5(ident.encode(), usedforsecurity=False).hexdigest()
+
+
+def fetch_to_cache(registry: Registry, entry: ManifestEntry) -> tuple[str, str]:
+    """The cached, verified file for ``entry`` as ``(path, content md5)``; fetched if absent."""
+    key = cache_key(entry)
+    hit = registry.cache.lookup(key)
+    if hit is not None:
+        return hit
+    tmp = registry.cache.temp_path()
+    try:
+        if entry.ref is None:
+            registry.store.get_file(entry.digest, tmp)
+            md5 = entry.digest
+        else:
+            fetch_reference(entry, tmp, storage_options=None)
+            md5 = md5_file(tmp)
+        return registry.cache.insert(key, tmp, md5), md5
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _materialise(cached: str, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.artiflow-tmp-{os.getpid()}")
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    try:
+        os.link(cached, tmp)
+    except OSError:  # another device, or links not allowed: copy instead
+        shutil.copyfile(cached, tmp)
+    os.replace(tmp, dest)
+
+
+def _expected_md5(entries: Sequence[ManifestEntry], registry: Registry) -> list[str | None]:
+    """Content MD5 per entry where known without network (refs: from the cache index)."""
+    refs = [cache_key(e) for e in entries if e.ref is not None]
+    known = registry.cache.lookup_many(refs) if refs else {}
+    out: list[str | None] = []
+    for entry in entries:
+        if entry.ref is None:
+            out.append(entry.digest)
+        else:
+            hit = known.get(cache_key(entry))
+            out.append(hit[1] if hit else None)
+    return out
+
+
+def download(registry: Registry, artifact: Artifact, root: str | os.PathLike[str] | None) -> Path:
+    base = Path(root) if root is not None else default_root(artifact)
+    entries = list(artifact.manifest)
+    dests = [safe_join(base, e.path) for e in entries]
+    expected = _expected_md5(entries, registry)
+
+    present = [i for i, d in enumerate(dests) if d.is_file()]
+    ok: set[int] = set()
+    if present:
+        hashed = hash_files([dests[i] for i in present])
+        ok = {i for i, h in zip(present, hashed, strict=True) if h.digest == expected[i]}
+    todo = [i for i in range(len(entries)) if i not in ok]
+    if not todo:
+        return base
+
+    def place(i: int) -> tuple[str, int, int, int, str]:
+        cached, md5 = fetch_to_cache(registry, entries[i])
+        _materialise(cached, dests[i])
+        st = os.stat(dests[i])
+        return (str(dests[i]), st.st_ino, st.st_size, st.st_mtime_ns, md5)
+
+    with ThreadPoolExecutor(_WORKERS) as pool:
+        rows = list(pool.map(place, todo))
+    default_hash_cache().put_many(rows)  # the next download of this root is stat-only
+    registry.cache.prune(keep=[cache_key(e) for e in entries])
+    return base
+
+
+def verify(artifact: Artifact, root: str | os.PathLike[str] | None) -> None:
+    """Re-hash every file under ``root`` and compare with the manifest; raise on any difference.
+
+    Reference entries are compared with the content MD5 recorded in the local cache when the
+    reference was downloaded (or with ``extra["md5"]``), else by size.
+    """
+    base = Path(root) if root is not None else default_root(artifact)
+    if not base.is_dir():
+        raise SourceNotFound(f"{base} does not exist; download the artifact first")
+    entries = list(artifact.manifest)
+    dests = [safe_join(base, e.path) for e in entries]
+    registry = artifact._registry
+    expected = (
+        _expected_md5(entries, registry)
+        if registry is not None
+        else [e.digest if e.ref is None else None for e in entries]
+    )
+    problems: list[str] = []
+    present = [i for i, d in enumerate(dests) if d.is_file()]
+    problems += [f"missing: {entries[i].path}" for i in range(len(entries)) if i not in present]
+    hashed = hash_files([dests[i] for i in present], cache=None)
+    for i, h in zip(present, hashed, strict=True):
+        entry = entries[i]
+        want = expected[i] or entry.extra.get("md5")
+        if want is not None and h.digest != want:
+            problems.append(f"changed: {entry.path} (md5 {h.digest}, expected {want})")
+        elif entry.size is not None and h.size != entry.size:
+            problems.append(f"changed: {entry.path} ({h.size} bytes, expected {entry.size})")
+    known = {e.path for e in entries}
+    problems += [f"unexpected: {rel}" for _, rel in walk_files(base) if rel not in known]
+    if problems:
+        shown = "; ".join(problems[:10]) + (
+            f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
+        )
+        raise CorruptedBlob(f"{base} does not match {artifact.qualified_name}: {shown}")
