@@ -25,7 +25,7 @@ uv:
 	@touch .venv-airflow
 
 .venv-prefect: uv pyproject.toml uv.lock
-	UV_PROJECT_ENVIRONMENT=.venv-prefect $(SYNC) --extra dev --extra prefect
+	UV_PROJECT_ENVIRONMENT=.venv-prefect $(SYNC) --extra dev --extra prefect --extra prefect-aws --extra prefect-gcp
 	@touch .venv-prefect
 
 demo: .venv

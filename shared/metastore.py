@@ -213,6 +213,17 @@ class MetaStore:
             raise ArtifactNotFound(f"no run {run_id!r}")
         return self._run_from_row(row)
 
+    def runs(self, **filters: Any) -> list[RunInfo]:
+        """Runs whose columns equal ``filters`` (``pipeline=``, ``pipeline_run=``, ``status=``
+        ...), oldest first."""
+        query = sa.select(t.runs).order_by(t.runs.c.started_at, t.runs.c.id)
+        for key, value in filters.items():
+            if key not in t.runs.c or key == "extra":
+                raise InvalidName(f"runs cannot be filtered by {key!r}")
+            query = query.where(t.runs.c[key] == value)
+        with self.read() as conn:
+            return [self._run_from_row(r) for r in conn.execute(query).mappings()]
+
     @staticmethod
     def _run_from_row(row: Mapping[Any, Any]) -> RunInfo:
         return RunInfo(

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["RunInfo", "VersionRecord"]
+__all__ = ["RunInfo", "VersionRecord", "run_label"]
 
 
 @dataclass(frozen=True)
@@ -65,11 +65,22 @@ class RunInfo:
     @property
     def label(self) -> str:
         """A short human label: ``pipeline/step[map_index]#attempt`` or the run id."""
-        if self.pipeline is None and self.step is None:
-            return f"run {self.id[:8]}"
-        text = "/".join(p for p in (self.pipeline, self.step) if p)
-        if self.map_index is not None and self.map_index >= 0:
-            text += f"[{self.map_index}]"
-        if self.attempt is not None and self.attempt > 1:
-            text += f"#{self.attempt}"
-        return text
+        return run_label(self.id, self.pipeline, self.step, self.map_index, self.attempt)
+
+
+def run_label(
+    run_id: str,
+    pipeline: str | None,
+    step: str | None,
+    map_index: int | None,
+    attempt: int | None,
+) -> str:
+    """:attr:`RunInfo.label` from the columns alone (lineage labels thousands of runs)."""
+    if pipeline is None and step is None:
+        return f"run {run_id[:8]}"
+    text = f"{pipeline}/{step}" if pipeline and step else pipeline or step or ""
+    if map_index is not None and map_index >= 0:
+        text += f"[{map_index}]"
+    if attempt is not None and attempt > 1:
+        text += f"#{attempt}"
+    return text

@@ -125,6 +125,13 @@ class Registry:
     def get_run(self, run_id: str) -> RunInfo:
         return self.meta.get_run(run_id)
 
+    def runs(self, **filters: Any) -> list[RunInfo]:
+        """Recorded runs matching column filters, e.g. ``runs(pipeline_run="manual__1")``.
+
+        Only runs that used or logged something are recorded (a run's row is written lazily).
+        """
+        return self.meta.runs(**filters)
+
     # ------------------------------------------------------------------ reading
     def artifact(self, ref: str) -> Artifact:
         """``"name"`` (latest), ``"name:alias"`` or ``"name:v3"``; :class:`ArtifactNotFound`
@@ -231,6 +238,9 @@ class Registry:
         return self.meta.aliases_of(record.id)
 
     def _logged_by(self, record: VersionRecord) -> RunInfo | None:
+        """The run that committed the version (for a distributed one: the finishing run)."""
+        if record.created_by is not None:
+            return self.meta.get_run(record.created_by)
         runs = self.meta.runs_of(record.id, "output")
         return runs[0] if runs else None
 

@@ -336,3 +336,21 @@ def test_env_vars_configure_the_default_registry(tmp_path, monkeypatch, make_tre
     home = af.Registry()
     assert home.store_url == str(tmp_path / "home" / "store")
     assert home.database_url == f"sqlite:///{tmp_path / 'home' / 'registry.db'}"
+
+
+def test_runs_are_listed_by_identity(registry, tmp_path, make_tree):
+    src = make_tree(tmp_path / "src", {"a.txt": "a"})
+    with registry.run(pipeline="etl", pipeline_run="r1", step="extract") as run:
+        run.log_artifact(_dataset(src))
+    with pytest.raises(RuntimeError), registry.run(pipeline="etl", pipeline_run="r2") as run:
+        run.use_artifact("cats")
+        raise RuntimeError("failed attempt")
+    with registry.run(pipeline="etl", pipeline_run="r3"):
+        pass  # touched nothing: leaves nothing behind
+    assert [(r.pipeline_run, r.status) for r in registry.runs(pipeline="etl")] == [
+        ("r1", "finished"),
+        ("r2", "failed"),
+    ]
+    assert [r.step for r in registry.runs(pipeline_run="r1")] == ["extract"]
+    with pytest.raises(errors.InvalidName):
+        registry.runs(nonsense=1)
