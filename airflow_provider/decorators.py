@@ -1,0 +1,482 @@
+"""``@task.artifact``: a TaskFlow task that uses and produces artifact versions.
+
+One decorator line turns a normal TaskFlow function into a task with lineage::
+
+    @task.artifact(inputs={"raw": "raw-data:latest"}, outputs={"clean": "dataset"})
+    def transform(raw: artiflow.Artifact, clean: artiflow.Artifact) -> None:
+        frame = load(raw.download())
+        with clean.new_file("clean.csv") as f:
+            f.write(frame.to_csv())
+
+* ``inputs`` maps a parameter name to an artifact reference (``"name:alias"``, ``"name:v3"``)
+  or to ``{"ref": ..., "type": ..., "download": True}``. Passing the parameter when calling the
+  task overrides the reference: ``transform(raw=extract())`` uses exactly the version the
+  upstream task logged (its XCom ``"name:vN"``), and makes it upstream. The parameter receives
+  the :class:`artiflow.Artifact`, or the local directory (:class:`pathlib.Path`) of its
+  verified download when ``download`` is true or the parameter is annotated ``Path``.
+* ``outputs`` maps a parameter name to a type (``"dataset"``) or to ``{"type": ..., "name":
+  ..., "aliases": [...], "description": ..., "metadata": {...}, "distributed": False}``; the
+  artifact name defaults to the parameter name. The parameter receives a fresh, empty
+  :class:`artiflow.Artifact` to fill. Instead of filling it, the function may return a path
+  (a file, a directory or a URI) for its single output, or a dict ``{output: path}``.
+* Outputs are logged only after the function returned; a failing try commits nothing, and a
+  retry that produces the same content gets the same version back (content dedupe).
+* The task returns ``"name:vN"`` through XCom (a dict ``{output: "name:vN"}`` for several
+  outputs, each also pushed under its own key), unless the function returned another value,
+  which is passed through.
+* Produced artifacts are outlets (``Asset(uri="artiflow://<name>")``, or an AssetAlias when the
+  name is templated) with the event extra ``{"version", "digest", "type"}``; inputs are inlets.
+* ``{"distributed": True}`` outputs are upserted as parts of one artifact shared by every
+  (mapped) task instance of the DAG run; a downstream
+  :class:`~artiflow.airflow.operators.FinishArtifactOperator` commits them.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict, cast
+
+import attr
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk import Asset, AssetAlias
+from airflow.sdk.bases.decorator import DecoratedOperator, _TaskDecorator
+
+import artiflow
+from artiflow.airflow.assets import artifact_alias, artifact_asset, is_templated, static_name
+from artiflow.airflow.hooks import ArtifactHook
+from artiflow.airflow.lineage import ArtifactLineageMixin
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+    from airflow.sdk.bases.decorator import TaskDecorator
+
+    from artiflow.airflow.lineage import TaskRun
+
+__all__ = ["InputSpec", "OutputSpec", "artifact_task"]
+
+
+class InputSpec(TypedDict, total=False):
+    """The long form of one ``inputs`` entry."""
+
+    ref: str
+    type: str
+    download: bool
+
+
+class OutputSpec(TypedDict, total=False):
+    """The long form of one ``outputs`` entry."""
+
+    type: str
+    name: str
+    aliases: list[str]
+    description: str
+    metadata: dict[str, Any]
+    distributed: bool
+    distributed_id: str
+
+
+def _input_spec(key: str, value: Any) -> InputSpec:
+    """Normalise one ``inputs`` entry (a reference, or a dict with ``ref``/``type``/``download``).
+
+    The reference may still be a template or an XCom reference (resolved before execution), or
+    missing when the caller passes it as an argument of the call.
+    """
+    if isinstance(value, Mapping):
+        unknown = set(value) - set(InputSpec.__annotations__)
+        if unknown:
+            raise TypeError(f"@task.artifact input {key!r}: unknown keys {sorted(unknown)}")
+        return InputSpec(**value)  # type: ignore[typeddict-item]
+    if isinstance(value, str) or _is_xcom(value):
+        return InputSpec(ref=value)
+    raise TypeError(
+        f"@task.artifact input {key!r} must be a reference string or "
+        f'{{"ref": ..., "type": ..., "download": ...}}, got {value!r}'
+    )
+
+
+def _is_xcom(value: Any) -> bool:
+    from airflow.sdk.definitions._internal.mixins import ResolveMixin
+
+    return isinstance(value, ResolveMixin)
+
+
+def _output_spec(key: str, value: Any) -> OutputSpec:
+    if isinstance(value, str):
+        return OutputSpec(type=value, name=key)
+    if isinstance(value, Mapping) and isinstance(value.get("type"), str):
+        unknown = set(value) - set(OutputSpec.__annotations__)
+        if unknown:
+            raise TypeError(f"@task.artifact output {key!r}: unknown keys {sorted(unknown)}")
+        spec = OutputSpec(**value)  # type: ignore[typeddict-item]
+        spec.setdefault("name", key)
+        return spec
+    raise TypeError(
+        f"@task.artifact output {key!r} must be a type string or "
+        f'{{"type": ..., "name": ..., "aliases": [...]}}, got {value!r}'
+    )
+
+
+def _wants_path(func: Callable[..., Any], param: str) -> bool:
+    """Whether ``param`` is annotated ``Path`` (the function wants the downloaded directory)."""
+    annotation = inspect.signature(func).parameters[param].annotation
+    if isinstance(annotation, str):
+        try:
+            annotation = typing.get_type_hints(func).get(param, annotation)
+        except (NameError, TypeError):
+            return annotation in ("Path", "pathlib.Path")
+    return annotation is Path
+
+
+def _hide(func: Callable[..., Any], names: set[str]) -> Callable[..., Any]:
+    """``func`` with the injected parameters removed from its visible signature.
+
+    Airflow binds the call arguments against the signature when the DAG is parsed; artifact
+    parameters are filled in at run time, so the signature Airflow sees must not require them.
+    """
+    signature = inspect.signature(func)
+
+    @functools.wraps(func)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    call.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[p for p in signature.parameters.values() if p.name not in names]
+    )
+    return call
+
+
+class _ArtifactDecoratedOperator(ArtifactLineageMixin, DecoratedOperator, PythonOperator):
+    """The operator behind ``@task.artifact``.
+
+    :param python_callable: the decorated function.
+    :param op_args: positional arguments of the call. (templated)
+    :param op_kwargs: keyword arguments of the call. (templated)
+    :param inputs: parameter name -> reference or :class:`InputSpec`. (templated)
+    :param outputs: parameter name -> type or :class:`OutputSpec`. (templated)
+    :param artiflow_conn_id: the ``artiflow`` connection (default ``artiflow_default``).
+    :param job_type: a job type recorded on the artiflow run, e.g. ``"train"``.
+    """
+
+    custom_operator_name = "@task.artifact"
+    template_fields: Sequence[str] = ("templates_dict", "op_args", "op_kwargs", "inputs", "outputs")
+    template_fields_renderers = {
+        "templates_dict": "json",
+        "op_args": "py",
+        "op_kwargs": "py",
+        "inputs": "json",
+        "outputs": "json",
+    }
+    shallow_copy_attrs: Sequence[str] = ("python_callable", "_artifact_callable")
+
+    def __init__(
+        self,
+        *,
+        python_callable: Callable[..., Any],
+        op_args: Sequence[Any] | None = None,
+        op_kwargs: Mapping[str, Any] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        outputs: Mapping[str, Any] | None = None,
+        artiflow_conn_id: str = ArtifactHook.default_conn_name,
+        job_type: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        specs = {key: _input_spec(key, value) for key, value in (inputs or {}).items()}
+        outputs = dict(outputs or {})
+        overlap = set(specs) & set(outputs)
+        if overlap:
+            raise ValueError(f"@task.artifact: {sorted(overlap)} are both inputs and outputs")
+        call_kwargs = dict(op_kwargs or {})
+        # An input passed as an argument of the call (``transform(raw=extract())``) is the
+        # reference to use: typically the upstream task's XCom "name:vN".
+        for key in specs.keys() & call_kwargs.keys():
+            specs[key]["ref"] = call_kwargs.pop(key)
+        if set(outputs) & call_kwargs.keys():
+            raise ValueError(
+                f"@task.artifact: outputs {sorted(set(outputs) & call_kwargs.keys())} are "
+                "filled at run time and cannot be passed as arguments"
+            )
+        missing = [key for key, spec in specs.items() if spec.get("ref") is None]
+        if missing and not kwargs.get("_airflow_mapped_validation_only"):
+            raise TypeError(
+                f"@task.artifact: inputs {missing} have no reference; give one in inputs= "
+                "or pass it when calling the task"
+            )
+        parameters = inspect.signature(python_callable).parameters
+        self._artifact_callable = python_callable
+        self._injected_names = {n for n in (*specs, *outputs) if n in parameters}
+        self._accepts_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+        visible = _hide(python_callable, self._injected_names)
+        super().__init__(
+            kwargs_to_upstream={
+                "python_callable": visible,
+                "op_args": op_args,
+                "op_kwargs": call_kwargs,
+            },
+            python_callable=visible,
+            op_args=op_args,
+            op_kwargs=call_kwargs,
+            **kwargs,
+        )
+        self.inputs = specs
+        self.outputs = outputs
+        self.artiflow_conn_id = artiflow_conn_id
+        self.job_type = job_type
+        self._injected: dict[str, Any] = {}
+        self._declare_assets()
+
+    def static_output_names(self) -> dict[str, str]:
+        """Output key -> artifact name, for the non-distributed outputs named at parse time."""
+        return _static_output_names(self.outputs)
+
+    def _declare_assets(self) -> None:
+        inlets, outlets = _parse_time_assets(self.inputs, self.outputs, self.dag_id, self.task_id)
+        self.inlets = [*self.inlets, *(a for a in inlets if a not in self.inlets)]
+        self.outlets = [*self.outlets, *(a for a in outlets if a not in self.outlets)]
+
+    @cached_property
+    def hook(self) -> ArtifactHook:
+        """The hook of ``artiflow_conn_id``."""
+        return ArtifactHook(artiflow_conn_id=self.artiflow_conn_id)
+
+    def determine_kwargs(self, context: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {**super().determine_kwargs(context), **self._injected}
+
+    def execute(self, context: Context) -> Any:
+        inputs = {key: _input_spec(key, value) for key, value in self.inputs.items()}
+        outputs = {key: _output_spec(key, value) for key, value in self.outputs.items()}
+        with self.hook.run(context, job_type=self.job_type) as run:
+            self._artiflow_run = run
+            injected = self._resolve_inputs(run, inputs)
+            drafts = {
+                key: artiflow.Artifact(
+                    spec["name"],
+                    spec["type"],
+                    description=spec.get("description"),
+                    metadata=spec.get("metadata"),
+                )
+                for key, spec in outputs.items()
+            }
+            injected.update(drafts)
+            self._injected = {
+                k: v for k, v in injected.items() if k in self._injected_names or self._accepts_any
+            }
+            try:
+                returned = super().execute(context)
+            finally:
+                self._injected = {}
+            # the body succeeded: only now are the outputs logged
+            passthrough = _absorb(returned, drafts)
+            _commit(run, drafts, outputs)
+        if passthrough is not _CONSUMED:
+            return passthrough
+        return _xcom_refs(run, drafts, outputs)
+
+    def _resolve_inputs(self, run: TaskRun, inputs: dict[str, InputSpec]) -> dict[str, Any]:
+        """Use every input (recording the lineage edge); the Artifact, or its download."""
+        resolved: dict[str, Any] = {}
+        for key, spec in inputs.items():
+            ref = spec.get("ref")
+            if not isinstance(ref, str):
+                raise TypeError(
+                    f"@task.artifact input {key!r}: the reference resolved to {ref!r}, "
+                    "expected a string like 'name:v3'"
+                )
+            artifact = run.use_artifact(ref, type=spec.get("type"))
+            wants_path = spec.get("download") or (
+                key in self._injected_names and _wants_path(self._artifact_callable, key)
+            )
+            resolved[key] = artifact.download() if wants_path else artifact
+        return resolved
+
+
+def _commit(
+    run: TaskRun, drafts: dict[str, artiflow.Artifact], outputs: dict[str, OutputSpec]
+) -> None:
+    for key, artifact in drafts.items():
+        spec = outputs[key]
+        if not len(artifact.manifest):
+            raise ValueError(
+                f"@task.artifact output {key!r} ({artifact.name}) is empty: add files to it "
+                "in the function, or return a path"
+            )
+        if spec.get("distributed"):
+            run.upsert_artifact(artifact, distributed_id=spec.get("distributed_id"))
+        else:
+            run.log_artifact(artifact, aliases=list(spec.get("aliases") or []) or None)
+
+
+_CONSUMED = object()
+
+
+def _static_output_names(outputs: Mapping[str, Any]) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for key, value in outputs.items():
+        if isinstance(value, Mapping) and value.get("distributed"):
+            continue  # parts are not versions; the finishing task emits the asset event
+        name = value.get("name", key) if isinstance(value, Mapping) else key
+        if (known := static_name(name)) is not None:
+            names[key] = known
+    return names
+
+
+def _parse_time_assets(
+    inputs: Mapping[str, InputSpec], outputs: Mapping[str, Any], dag_id: str | None, task_id: str
+) -> tuple[list[Asset], list[Asset | AssetAlias]]:
+    """The inlets and outlets a task declares: an Asset per artifact named at parse time, and
+    the task's artiflow AssetAlias when an output name is a template."""
+    inlets = [
+        artifact_asset(name)
+        for spec in inputs.values()
+        if (name := _ref_name(spec.get("ref"))) is not None
+    ]
+    outlets: list[Asset | AssetAlias] = [
+        artifact_asset(name) for name in _static_output_names(outputs).values()
+    ]
+    if any(
+        is_templated(value.get("name") if isinstance(value, Mapping) else None)
+        for value in outputs.values()
+    ):
+        outlets.append(artifact_alias(dag_id, task_id))
+    return inlets, outlets
+
+
+@attr.define(slots=False)
+class _ArtifactTaskDecorator(_TaskDecorator):  # type: ignore[misc]
+    """``@task.artifact``'s decorator: also declares the assets of mapped tasks at parse time.
+
+    A mapped task's operator is only built when it runs; its inlets and outlets must already be
+    on the mapped operator Airflow serialises, or the scheduler drops the asset events.
+    """
+
+    def _expand(self, expand_input: Any, *, strict: bool) -> Any:
+        result = super()._expand(expand_input, strict=strict)
+        mapped = result.operator
+        partial_args = dict(self.kwargs.get("op_kwargs") or {})
+        inputs = {}
+        for key, value in (self.kwargs.get("inputs") or {}).items():
+            spec = _input_spec(key, value)
+            if key in partial_args:
+                spec["ref"] = partial_args[key]
+            inputs[key] = spec
+        inlets, outlets = _parse_time_assets(
+            inputs, self.kwargs.get("outputs") or {}, mapped.dag_id, mapped.task_id
+        )
+        mapped.inlets = [*mapped.inlets, *(a for a in inlets if a not in mapped.inlets)]
+        mapped.outlets = [*mapped.outlets, *(a for a in outlets if a not in mapped.outlets)]
+        return result
+
+
+def _ref_name(ref: Any) -> str | None:
+    """The artifact name a reference will resolve to, when it is known at parse time.
+
+    A literal ``"name:alias"`` gives ``name``; the XCom of an upstream ``@task.artifact`` task
+    gives the name of the output it returns.
+    """
+    if isinstance(ref, str):
+        return static_name(ref)
+    from airflow.sdk.definitions.xcom_arg import PlainXComArg
+
+    if isinstance(ref, PlainXComArg) and isinstance(ref.operator, _ArtifactDecoratedOperator):
+        names = ref.operator.static_output_names()
+        key = str(ref.key)
+        if key in names:
+            return names[key]
+        if key == "return_value" and len(ref.operator.outputs) == 1 and len(names) == 1:
+            return next(iter(names.values()))
+    return None
+
+
+def _add_source(artifact: artiflow.Artifact, source: str | os.PathLike[str]) -> None:
+    text = os.fspath(source)
+    if "://" in text:
+        artifact.add_reference(text)
+    elif Path(text).is_dir():
+        artifact.add_dir(text)
+    else:
+        artifact.add_file(text)
+
+
+def _is_source(value: Any) -> bool:
+    return isinstance(value, (str, os.PathLike))
+
+
+def _absorb(returned: Any, drafts: dict[str, artiflow.Artifact]) -> Any:
+    """Fill outputs from the function's return value; return what remains for XCom.
+
+    ``None`` -> nothing to fill. A path (or URI) -> the single output that is still empty.
+    ``{output: path}`` -> those outputs. Anything else is passed through to XCom unchanged.
+    """
+    if returned is None:
+        return _CONSUMED
+    empty = [key for key, artifact in drafts.items() if not len(artifact.manifest)]
+    if _is_source(returned) and len(empty) == 1:
+        _add_source(drafts[empty[0]], returned)
+        return _CONSUMED
+    if (
+        isinstance(returned, Mapping)
+        and returned
+        and set(returned) <= set(drafts)
+        and all(_is_source(v) for v in returned.values())
+    ):
+        for key, source in returned.items():
+            _add_source(drafts[key], source)
+        return _CONSUMED
+    return returned
+
+
+def _xcom_refs(
+    run: TaskRun, drafts: dict[str, artiflow.Artifact], outputs: dict[str, OutputSpec]
+) -> Any:
+    refs: dict[str, str | None] = {}
+    for key, artifact in drafts.items():
+        if outputs[key].get("distributed"):
+            refs[key] = outputs[key].get("distributed_id") or run.distributed_id(artifact.name)
+        else:
+            refs[key] = artifact.qualified_name
+    if len(refs) == 1:
+        return next(iter(refs.values()))
+    return refs or None
+
+
+def artifact_task(
+    python_callable: Callable[..., Any] | None = None,
+    *,
+    inputs: Mapping[str, str | InputSpec] | None = None,
+    outputs: Mapping[str, str | OutputSpec] | None = None,
+    multiple_outputs: bool | None = None,
+    **kwargs: Any,
+) -> TaskDecorator:
+    """Wrap a function into a task that uses and produces artifact versions (``@task.artifact``).
+
+    :param python_callable: the function (when used as ``@task.artifact`` without arguments).
+    :param inputs: parameter name -> artifact reference, or ``{"ref", "type", "download"}``.
+        (templated)
+    :param outputs: parameter name -> artifact type, or ``{"type", "name", "aliases",
+        "description", "metadata", "distributed", "distributed_id"}``. (templated)
+    :param multiple_outputs: push each key of a returned dict as its own XCom; defaults to true
+        when there are several outputs, so ``task_result["clean"]`` gives ``"clean:v3"``.
+    :param kwargs: any other operator argument (``task_id``, ``retries``,
+        ``artiflow_conn_id``, ``job_type``, ...).
+    """
+    if multiple_outputs is None and outputs is not None and len(outputs) > 1:
+        multiple_outputs = True
+    options = {"inputs": inputs, "outputs": outputs, **kwargs}
+
+    def decorate(function: Callable[..., Any]) -> Any:
+        return _ArtifactTaskDecorator(
+            function=function,
+            operator_class=_ArtifactDecoratedOperator,
+            multiple_outputs=attr.NOTHING if multiple_outputs is None else multiple_outputs,
+            kwargs=options,
+            decorator_name="task.artifact",
+        )
+
+    if python_callable is not None:
+        return cast("TaskDecorator", decorate(python_callable))
+    return cast("TaskDecorator", decorate)

@@ -1,0 +1,275 @@
+"""ArtifactHook: the ``artiflow`` connection type and the registry it describes.
+
+The hook is the only place that reads the connection. Operators, the sensor, the trigger and
+``@task.artifact`` reach the registry through :meth:`ArtifactHook.get_registry` and open runs
+through :meth:`ArtifactHook.run`.
+
+A connection of type ``artiflow`` holds, in its extra: ``store`` (fsspec URL of the blob store),
+``database`` (SQLAlchemy URL of the metadata database) and ``storage_options`` (a JSON object
+for fsspec, e.g. ``endpoint_url``, ``key``, ``secret``). Login and password, when set, are the
+database credentials and are merged into the database URL. For example::
+
+    AIRFLOW_CONN_ARTIFLOW_DEFAULT='{"conn_type": "artiflow", "login": "artiflow",
+        "password": "...", "extra": {"store": "s3://bucket/artiflow",
+        "database": "postgresql+psycopg://db.internal/artiflow",
+        "storage_options": {"endpoint_url": "https://s3.internal"}}}'
+
+When the default connection (``artiflow_default``) is not defined, the hook falls back to the
+registry configured by the environment (``$ARTIFLOW_HOME``, ``$ARTIFLOW_STORE``,
+``$ARTIFLOW_DATABASE``), so a DAG works with no setup at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from airflow.sdk import BaseHook
+
+import artiflow
+from artiflow.errors import ArtifactNotFound, ArtiflowError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection, Context
+
+    from artiflow import Artifact, Registry
+    from artiflow.airflow.lineage import TaskRun
+
+__all__ = ["ArtifactHook", "RegistrySettings"]
+
+log = logging.getLogger(__name__)
+
+# A Registry is thread-safe and meant to be shared per process (it owns the database engine and
+# the upload pools). Tasks that run in one process (dag.test(), a worker running several task
+# instances, the triggerer) share one per distinct configuration.
+_REGISTRIES: dict[str, Registry] = {}
+_REGISTRIES_LOCK = threading.Lock()
+# The environment the default registry reads (artiflow.Registry's documented fallbacks).
+_ENVIRONMENT = (
+    "ARTIFLOW_HOME",
+    "ARTIFLOW_STORE",
+    "ARTIFLOW_DATABASE",
+    "ARTIFLOW_STORAGE_OPTIONS",
+    "ARTIFLOW_CACHE_DIR",
+)
+
+
+class RegistrySettings(TypedDict):
+    """Keyword arguments for :class:`artiflow.Registry` built from a connection."""
+
+    store: str | None
+    database: str | None
+    storage_options: dict[str, Any] | None
+
+
+class ArtifactHook(BaseHook):
+    """Interact with an artiflow registry described by an Airflow connection.
+
+    :param artiflow_conn_id: the connection of type ``artiflow`` to use. When it is the default
+        (``artiflow_default``) and no such connection exists, the registry configured by the
+        environment is used instead.
+    """
+
+    conn_name_attr = "artiflow_conn_id"
+    default_conn_name = "artiflow_default"
+    conn_type = "artiflow"
+    hook_name = "artiflow registry"
+
+    def __init__(self, artiflow_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.artiflow_conn_id = artiflow_conn_id
+        self._registry: Registry | None = None
+
+    # -- connection ---------------------------------------------------------------------------
+
+    def _connection_or_none(self) -> Connection | None:
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            return self.get_connection(self.artiflow_conn_id)
+        except AirflowNotFoundException:
+            if self.artiflow_conn_id != self.default_conn_name:
+                raise
+            return None
+
+    async def _aconnection_or_none(self) -> Connection | None:
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            return await self.aget_connection(self.artiflow_conn_id)
+        except AirflowNotFoundException:
+            if self.artiflow_conn_id != self.default_conn_name:
+                raise
+            return None
+
+    @staticmethod
+    def settings_from_connection(conn: Connection | None) -> RegistrySettings:
+        """Translate a connection into :class:`artiflow.Registry` keyword arguments.
+
+        :param conn: the connection, or ``None`` for the environment's default registry.
+        """
+        if conn is None:
+            return RegistrySettings(store=None, database=None, storage_options=None)
+        extra = conn.extra_dejson
+        store = extra.get("store") or None
+        database = extra.get("database") or None
+        options = extra.get("storage_options") or None
+        if isinstance(options, str):
+            try:
+                options = json.loads(options)
+            except ValueError as err:
+                raise ValueError(
+                    f"connection {conn.conn_id!r}: storage_options must be a JSON object"
+                ) from err
+        if options is not None and not isinstance(options, Mapping):
+            raise ValueError(f"connection {conn.conn_id!r}: storage_options must be a JSON object")
+        if database and (conn.login or conn.password):
+            database = _with_credentials(database, conn.login, conn.password)
+        return RegistrySettings(
+            store=store,
+            database=database,
+            storage_options=dict(options) if options is not None else None,
+        )
+
+    def get_settings(self) -> RegistrySettings:
+        """The registry settings of this hook's connection (the defaults when it is absent)."""
+        return self.settings_from_connection(self._connection_or_none())
+
+    # -- registry -----------------------------------------------------------------------------
+
+    def _build(self, settings: RegistrySettings) -> Registry:
+        key = json.dumps(
+            [settings, [os.environ.get(name) for name in _ENVIRONMENT]],
+            sort_keys=True,
+            default=str,
+        )
+        with _REGISTRIES_LOCK:
+            registry = _REGISTRIES.get(key)
+            if registry is None:
+                registry = _REGISTRIES[key] = self._open(settings)
+        return registry
+
+    def _open(self, settings: RegistrySettings) -> Registry:
+        log.info(
+            "Using artiflow registry from %s: store=%s database=%s storage options=%s",
+            "connection " + repr(self.artiflow_conn_id)
+            if any(settings.values())
+            else "the environment's defaults",
+            settings["store"] or "<default>",
+            _redacted_url(settings["database"]) if settings["database"] else "<default>",
+            sorted(settings["storage_options"] or {}),
+        )
+        # Inside Airflow, lineage reaches OpenLineage through Airflow's own provider (one job per
+        # task, Airflow's run ids); artiflow's emitter would report every task a second time.
+        return artiflow.Registry(
+            store=settings["store"],
+            database=settings["database"],
+            storage_options=settings["storage_options"],
+            openlineage=False,
+        )
+
+    def get_registry(self) -> Registry:
+        """Return the :class:`artiflow.Registry` of this hook's connection (built once)."""
+        if self._registry is None:
+            self._registry = self._build(self.get_settings())
+        return self._registry
+
+    def get_conn(self) -> Registry:
+        """Return the registry; the standard hook entry point, same as :meth:`get_registry`."""
+        return self.get_registry()
+
+    async def aget_registry(self) -> Registry:
+        """Return the registry from async code (triggers): the connection is read asynchronously
+        and the registry is opened in a worker thread."""
+        if self._registry is None:
+            settings = self.settings_from_connection(await self._aconnection_or_none())
+            self._registry = await asyncio.to_thread(self._build, settings)
+        return self._registry
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Open the registry and query its metadata database (the Test button in the UI)."""
+        try:
+            registry = self.get_registry()
+            _probe(registry)
+        except (ArtiflowError, ValueError, OSError) as err:
+            return False, f"{type(err).__name__}: {err}"
+        return True, "Connected to the artiflow registry"
+
+    # -- runs and lookups ---------------------------------------------------------------------
+
+    @contextmanager
+    def run(
+        self,
+        context: Context | None = None,
+        *,
+        job_type: str | None = None,
+        group: str | None = None,
+    ) -> Iterator[TaskRun]:
+        """Open a registry run identified by the running task instance.
+
+        The run identity is ``(dag_id, run_id, task_id, map_index, try_number)`` with
+        orchestrator ``airflow``. On a clean exit, every artifact logged through the run is
+        waited for, reported as an Airflow asset event (for outlets the task declares) and to
+        the hook lineage collector (OpenLineage). An exception marks the run failed.
+
+        :param context: the task context; defaults to ``get_current_context()``.
+        :param job_type: an optional job type recorded on the run, e.g. ``"train"``.
+        :param group: an optional group recorded on the run.
+        """
+        from artiflow.airflow.lineage import TaskRun, run_identity
+
+        if context is None:
+            from airflow.sdk import get_current_context
+
+            context = get_current_context()
+        registry = self.get_registry()
+        identity = run_identity(context)
+        with registry.run(**identity, job_type=job_type, group=group) as run:
+            task_run = TaskRun(run, context, hook=self)
+            yield task_run
+        task_run.report()
+
+    def resolve(self, ref: str) -> Artifact | None:
+        """Return the version ``ref`` points to, or ``None`` while it does not exist.
+
+        :param ref: ``name``, ``name:alias`` or ``name:vN``.
+        """
+        try:
+            return self.get_registry().artifact(ref)
+        except ArtifactNotFound:
+            return None
+
+
+def _probe(registry: Registry) -> None:
+    """Touch the metadata database: looking up a name that cannot exist must say 'not found'."""
+    try:
+        registry.artifact("artiflow-connection-test")
+    except ArtifactNotFound:
+        return
+
+
+def _with_credentials(url: str, login: str | None, password: str | None) -> str:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if login and not parsed.username:
+        parsed = parsed.set(username=login)
+    if password and not parsed.password:
+        parsed = parsed.set(password=password)
+    return parsed.render_as_string(hide_password=False)
+
+
+def _redacted_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
