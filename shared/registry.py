@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .artifact import Artifact
 from .blobstore import BlobStore, open_store
 from .cache import BlobCache
+from .config import artiflow_home
 from .errors import ArtiflowError, InvalidMetadata, SourceChanged
 from .hashing import HashedFile, file_changed
 from .manifest import Manifest, ManifestEntry
@@ -39,10 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["Registry", "artiflow_home"]
 
 log = logging.getLogger(__name__)
-
-
-def artiflow_home() -> Path:
-    return Path(os.environ.get("ARTIFLOW_HOME") or Path.home() / ".artiflow").expanduser()
 
 
 def _storage_options_from_env() -> dict[str, Any]:
@@ -101,6 +98,11 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"Registry(store={self.store_url!r}, database={self.meta.safe_url!r})"
+
+    def check(self) -> None:
+        """Raise :class:`DatabaseError` or :class:`StoreError` unless both stores answer."""
+        self.meta.artifact_names()
+        self.store.check_reachable()
 
     def close(self) -> None:
         self._commits.shutdown(wait=True)

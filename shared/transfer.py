@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .config import artifact_dir
 from .errors import CorruptedBlob, InvalidPath, SourceNotFound
 from .hashcache import default_hash_cache
 from .hashing import hash_files, md5_file, walk_files
@@ -34,9 +35,8 @@ _WORKERS = 8
 
 
 def default_root(artifact: Artifact) -> Path:
-    """``$ARTIFLOW_ARTIFACT_DIR`` (default ``./artifacts``) ``/<name>/<version>``."""
-    base = Path(os.environ.get("ARTIFLOW_ARTIFACT_DIR") or "artifacts")
-    return base / artifact.name / (artifact.version or "draft")
+    """``<artifact dir>/<name>/<version>``; see :func:`artiflow.config.artifact_dir`."""
+    return artifact_dir() / artifact.name / (artifact.version or "draft")
 
 
 def safe_join(root: Path, path: str) -> Path:

@@ -1,4 +1,4 @@
-"""Package-level promises: a sorted public API, no optional backend imported by `import artiflow`."""
+"""Package promises: a sorted public API, no optional backend imported by `import artiflow`."""
 
 from __future__ import annotations
 
@@ -33,3 +33,19 @@ def test_import_artiflow_imports_no_optional_backend() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_readme_snippets_are_the_tested_files() -> None:
+    """The README's Airflow DAG and Prefect flow are the files the orchestrator suites run."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    blocks = re.findall(r"```python\n(.*?)```", (root / "README.md").read_text(), re.S)
+    for path in ("tests/airflow/dags/readme_quickstart.py", "tests/prefect/readme_etl_flow.py"):
+        assert (root / path).read_text() in blocks, f"README snippet differs from {path}"
+    setup = re.search(r"## Set up\n.*?```bash\n(.*?)```", (root / "README.md").read_text(), re.S)
+    assert setup is not None
+    commands = [line.split("#")[0].strip() for line in setup.group(1).splitlines()]
+    assert commands == ["make demo", "make test"]
+    assert "make test" in (root / ".ci" / "run").read_text()

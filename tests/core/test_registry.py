@@ -354,3 +354,11 @@ def test_runs_are_listed_by_identity(registry, tmp_path, make_tree):
     assert [r.step for r in registry.runs(pipeline_run="r1")] == ["extract"]
     with pytest.raises(errors.InvalidName):
         registry.runs(nonsense=1)
+
+
+def test_check_probes_database_and_store(tmp_path, sqlite_url):
+    af.Registry(store=str(tmp_path / "store"), database=sqlite_url).check()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(errors.StoreError):
+        af.Registry(store=str(blocker / "store"), database=sqlite_url).check()
