@@ -114,7 +114,7 @@ distributed = Table(
     Column("name", String(128), nullable=False),
     Column("type", String(128), nullable=False),
     Column("distributed_id", String(250), nullable=False),
-    Column("state", String(16), nullable=False),  # "pending" | "finished"
+    Column("state", String(16), nullable=False),  # "pending" | "closing" | "finished"
     Column("version_id", Id, ForeignKey("artiflow_versions.id")),
     Column("created_at", TZDateTime, nullable=False),
     Column("finished_at", TZDateTime),

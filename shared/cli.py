@@ -1,0 +1,402 @@
+"""The ``artiflow`` command line (click + rich).
+
+Every command takes ``--store`` and ``--database`` (default: ``$ARTIFLOW_STORE`` /
+``$ARTIFLOW_DATABASE``, else the embedded registry in ``$ARTIFLOW_HOME``, ``~/.artiflow``).
+Exit codes: 0 success, 1 an artiflow error (one line on stderr, no traceback), 2 bad usage.
+
+``download NAME:REF [DIR]`` records what it wrote in ``<DIR>.artiflow.json`` beside the directory
+(not inside it, so the directory holds exactly the artifact's files); ``verify DIR`` reads that
+record, or takes the version as ``verify DIR NAME:REF``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table as RichTable
+from rich.text import Text
+
+from . import __version__
+from .config import artiflow_home
+from .errors import ArtiflowError, DatabaseError, InvalidMetadata
+from .lineage import producers
+from .registry import Registry
+
+__all__ = ["main", "marker_path"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+MARKER_SUFFIX = ".artiflow.json"
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+class _Group(click.Group):
+    """Turns every :class:`ArtiflowError` into a one-line message and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ArtiflowError as err:
+            message = " ".join(str(err).split())
+            raise click.ClickException(message) from err
+
+
+def _registry_options(fn: F) -> F:
+    fn = click.option(
+        "--database",
+        envvar="ARTIFLOW_DATABASE",
+        metavar="URL",
+        help="SQLAlchemy URL of the metadata database [env: ARTIFLOW_DATABASE; "
+        "default: sqlite in $ARTIFLOW_HOME].",
+    )(fn)
+    fn = click.option(
+        "--store",
+        envvar="ARTIFLOW_STORE",
+        metavar="URL",
+        help="fsspec URL of the blob store [env: ARTIFLOW_STORE; default: $ARTIFLOW_HOME/store].",
+    )(fn)
+    return fn
+
+
+def _open(store: str | None, database: str | None) -> Registry:
+    return Registry(store=store or None, database=database or None, openlineage=False)
+
+
+def _console(stderr: bool = False) -> Console:
+    """Rich output; piped (not a terminal, no ``COLUMNS``) it is 120 columns wide, not 80."""
+    stream = sys.stderr if stderr else sys.stdout
+    wide = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, highlight=False, width=120 if wide else None)
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover - the loop always returns
+
+
+def _when(value: datetime | None) -> str:
+    return "-" if value is None else value.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def _parse_size(text: str) -> int:
+    raw = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = raw[-1:] if raw[-1:] in _UNITS and raw[-1:] else ""
+    number = raw[: -len(unit)] if unit else raw
+    try:
+        return int(float(number) * _UNITS[unit])
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a size like 500M, 2G or 1048576") from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="artiflow")
+@click.option("-v", "--verbose", is_flag=True, help="Log what artiflow does to stderr.")
+def main(verbose: bool) -> None:
+    """Typed, versioned artifacts with automatic lineage.
+
+    The registry is chosen by --store/--database, else ARTIFLOW_STORE/ARTIFLOW_DATABASE, else
+    the embedded one in ARTIFLOW_HOME (~/.artiflow).
+    """
+    if verbose:  # otherwise warnings reach stderr through logging's last-resort handler
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+# ---------------------------------------------------------------------------------- ls / show
+@main.command("ls")
+@click.argument("name", required=False)
+@_registry_options
+def ls_command(name: str | None, store: str | None, database: str | None) -> None:
+    """List artifacts, or the versions of NAME."""
+    console = _console()
+    with _open(store, database) as reg:
+        if name is None:
+            names = reg.names()
+            counts = {n: count for n, _, count in names}
+            records = [reg.meta.find(n) for n, _, count in names if count]
+            head = ["artifact", "type", "versions", "latest", "size", "files", "created"]
+        else:
+            records = reg.meta.versions(name)
+            head = ["version", "aliases", "size", "files", "created"]
+        if not records:
+            console.print(f"no artifacts in {reg.meta.safe_url}")
+            return
+        made_by = producers(reg, [r.id for r in records])
+        aliases = reg.meta.aliases_for([r.id for r in records])
+    table = RichTable()
+    for i, column in enumerate([*head, "producer"] + (["digest"] if name else [])):
+        table.add_column(column, no_wrap=i == 0)
+    for r in records:
+        first = (
+            [r.name, r.type, str(counts[r.name]), r.version]
+            if name is None
+            else [r.version, ", ".join(aliases[r.id])]
+        )
+        runs = ", ".join(sorted({run.label for run in made_by[r.id]})) or "-"
+        rest = [_size(r.size), str(r.file_count), _when(r.created_at), runs]
+        table.add_row(*first, *rest, *([r.digest[:12]] if name else []))
+    console.print(table)
+
+
+@main.command("show")
+@click.argument("ref", metavar="NAME:REF")
+@click.option(
+    "--entries", "limit", default=20, show_default=True, help="Manifest entries to list (0: all)."
+)
+@_registry_options
+def show_command(ref: str, limit: int, store: str | None, database: str | None) -> None:
+    """Show one version: metadata, producer, consumers and a manifest summary."""
+    console = _console()
+    with _open(store, database) as reg:
+        art = reg.artifact(ref)
+        entries = list(art.manifest)
+        refs = sum(1 for e in entries if e.ref is not None)
+        producer = art.logged_by()
+        consumers = art.used_by()
+        info = RichTable.grid(padding=(0, 2))
+        info.add_column(style="bold")
+        info.add_column()
+        info.add_row("artifact", f"{art.qualified_name} ({art.type})")
+        info.add_row("aliases", ", ".join(art.aliases) or "-")
+        info.add_row("digest", art.digest)
+        info.add_row("size", f"{_size(art.size)} in {art.file_count} files ({refs} references)")
+        info.add_row("created", _when(art.created_at))
+        info.add_row("producer", f"{producer.label} (run {producer.id})" if producer else "-")
+        info.add_row("used by", ", ".join(f"{r.label} (run {r.id[:8]})" for r in consumers) or "-")
+        if art.description:
+            info.add_row("description", Text(art.description))
+        if art.metadata:
+            info.add_row("metadata", Text(json.dumps(art.metadata, sort_keys=True)))
+        console.print(info)
+        shown = entries if limit <= 0 else entries[:limit]
+        table = RichTable(
+            "entry", "size", "digest", "reference", title=f"manifest: {len(entries)} entries"
+        )
+        for entry in shown:
+            table.add_row(Text(entry.path), _size(entry.size), entry.digest, Text(entry.ref or ""))
+        console.print(table)
+        if len(shown) < len(entries):
+            console.print(f"... and {len(entries) - len(shown)} more (--entries 0 lists all)")
+
+
+# ---------------------------------------------------------------------------------- lineage
+@main.command("lineage")
+@click.argument("ref", metavar="NAME:REF")
+@click.option("--upstream", is_flag=True, help="Only what the version came from.")
+@click.option("--downstream", is_flag=True, help="Only what used the version.")
+@click.option("--depth", type=click.IntRange(min=0), help="Hops to follow (default: all).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["tree", "dot", "mermaid", "json"]),
+    default="tree",
+    show_default=True,
+    help="Output format.",
+)
+@_registry_options
+def lineage_command(
+    ref: str,
+    upstream: bool,
+    downstream: bool,
+    depth: int | None,
+    fmt: str,
+    store: str | None,
+    database: str | None,
+) -> None:
+    """Show the lineage of a version (both directions unless one is chosen)."""
+    direction = "both" if upstream == downstream else "upstream" if upstream else "downstream"
+    with _open(store, database) as reg:
+        graph = reg.lineage(ref, direction=direction, depth=depth)
+    render = {"tree": graph.to_tree, "dot": graph.to_dot, "mermaid": graph.to_mermaid}
+    click.echo(render[fmt]() if fmt in render else graph.to_json() + "\n", nl=False)
+
+
+# ------------------------------------------------------------------------- download / verify
+def marker_path(directory: str | os.PathLike[str]) -> Path:
+    """Where ``download`` records what it put in ``directory``: ``<directory>.artiflow.json``."""
+    path = Path(directory).resolve()
+    return path.with_name(path.name + MARKER_SUFFIX)
+
+
+@main.command("download")
+@click.argument("ref", metavar="NAME:REF")
+@click.argument("directory", metavar="[DIR]", required=False, type=click.Path(file_okay=False))
+@_registry_options
+def download_command(
+    ref: str, directory: str | None, store: str | None, database: str | None
+) -> None:
+    """Download a version into DIR (default: $ARTIFLOW_ARTIFACT_DIR/NAME/VERSION), verified."""
+    from .transfer import default_root, fetch_to_cache
+
+    with _open(store, database) as reg:
+        art = reg.artifact(ref)
+        entries = list(art.manifest)
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=_console(stderr=True), transient=True) as progress:
+            task = progress.add_task(
+                str(art.qualified_name), total=sum(e.size or 0 for e in entries)
+            )
+            with ThreadPoolExecutor(8) as pool:
+                futures = {pool.submit(fetch_to_cache, reg, e): e for e in entries}
+                for future in as_completed(futures):
+                    future.result()
+                    progress.advance(task, futures[future].size or 0)
+        root = art.download(directory if directory is not None else default_root(art))
+        marker = {
+            "artifact": art.qualified_name,
+            "digest": art.digest,
+            "files": art.file_count,
+            "store": reg.store_url,
+            "database": reg.meta.safe_url,
+        }
+        marker_path(root).write_text(json.dumps(marker, indent=2) + "\n")
+    click.echo(f"{art.qualified_name}: {art.file_count} files, {_size(art.size)} in {root}")
+
+
+@main.command("verify")
+@click.argument("directory", metavar="DIR", type=click.Path(file_okay=False))
+@click.argument("ref", metavar="[NAME:REF]", required=False)
+@_registry_options
+def verify_command(
+    directory: str, ref: str | None, store: str | None, database: str | None
+) -> None:
+    """Check that DIR holds exactly a version's files (the one `download` put there)."""
+    marker: dict[str, Any] = {}
+    if ref is None:
+        path = marker_path(directory)
+        try:
+            marker = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise click.UsageError(
+                f"{directory} has no download record ({path.name}); name the version: "
+                "artiflow verify DIR NAME:REF"
+            ) from None
+        except json.JSONDecodeError as err:
+            raise InvalidMetadata(f"{path} is not a download record: {err}") from err
+        ref = str(marker["artifact"])
+    with _open(store, database) as reg:
+        art = reg.artifact(ref)
+        if marker and marker.get("digest") != art.digest:
+            raise InvalidMetadata(
+                f"{directory} was downloaded from a registry whose {ref} has digest "
+                f"{marker.get('digest')}; this registry's has {art.digest}"
+            )
+        art.verify(directory)
+    click.echo(f"{directory}: matches {art.qualified_name} ({art.file_count} files)")
+
+
+# ---------------------------------------------------------------------------------- db / cache
+@main.group("db", cls=_Group)
+def db_group() -> None:
+    """Database maintenance."""
+
+
+@db_group.command("upgrade")
+@_registry_options
+def db_upgrade_command(store: str | None, database: str | None) -> None:
+    """Migrate the metadata database to this artiflow's schema (back it up first)."""
+    from sqlalchemy import exc
+
+    from .metastore import create_engine
+    from .migrate import upgrade
+
+    url = database or f"sqlite:///{artiflow_home() / 'registry.db'}"
+    engine = create_engine(url)
+    try:
+        before, after = upgrade(engine)
+    except exc.SQLAlchemyError as err:
+        raise DatabaseError(
+            f"upgrade of {engine.url.render_as_string(hide_password=True)} failed: {err}"
+        ) from err
+    finally:
+        engine.dispose()
+    where = engine.url.render_as_string(hide_password=True)
+    if before == after:
+        click.echo(f"{where}: already at schema revision {after}")
+    else:
+        click.echo(f"{where}: upgraded from {before or 'an empty database'} to {after}")
+
+
+@main.group("cache", cls=_Group)
+def cache_group() -> None:
+    """The local download cache (shared by every registry)."""
+
+
+@cache_group.command("prune")
+@click.option(
+    "--max-bytes",
+    "max_bytes",
+    metavar="SIZE",
+    help="Keep at most SIZE (e.g. 500M, 2G; 0 empties it). Default: the cache's limit.",
+)
+@click.option(
+    "--cache-dir",
+    envvar="ARTIFLOW_CACHE_DIR",
+    type=click.Path(file_okay=False),
+    help="The cache directory [env: ARTIFLOW_CACHE_DIR].",
+)
+@_registry_options
+def cache_prune_command(
+    max_bytes: str | None, cache_dir: str | None, store: str | None, database: str | None
+) -> None:
+    """Evict least recently used files until the cache fits in SIZE.
+
+    --store/--database are accepted for symmetry; the cache is local and shared.
+    """
+    from .cache import BlobCache
+
+    cache = BlobCache(cache_dir)
+    limit = _parse_size(max_bytes) if max_bytes is not None else cache.max_bytes
+    removed, freed = cache.prune(limit)
+    click.echo(
+        f"{cache.root}: removed {removed} files ({_size(freed)}); {_size(cache.total_bytes())} left"
+    )
+
+
+# ---------------------------------------------------------------------------------- demo
+@main.command("demo")
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    help="Run against a registry in this directory instead of the default.",
+)
+@_registry_options
+def demo_command(home: str | None, store: str | None, database: str | None) -> None:
+    """Run a small ETL pipeline twice and print the model's lineage."""
+    from .demo import MODEL, run_demo
+
+    base = Path(home).resolve() if home else artiflow_home()
+    if home:
+        store = store or str(base / "store")
+        database = database or f"sqlite:///{base / 'registry.db'}"
+    with Registry(store=store or None, database=database or None) as reg:
+        click.echo(f"registry: {reg.store_url} + {reg.meta.safe_url}")
+        run_demo(reg, base / "demo", echo=click.echo)
+        graph = reg.lineage(f"{MODEL}:production", direction="both")
+    click.echo(f"\nlineage of {MODEL}:production\n{graph.to_tree()}")
+    prefix = f"ARTIFLOW_HOME={base} " if home else ""
+    click.echo(f"next: {prefix}artiflow ls, {prefix}artiflow lineage {MODEL}:production")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

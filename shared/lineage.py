@@ -1,0 +1,401 @@
+"""Lineage: the bipartite graph run → produced version, version → consuming run.
+
+The closure up- or downstream of a version is one recursive common table expression run by the
+database (SQLite or PostgreSQL) over ``artiflow_usage``; Python receives only the answer, never
+the whole graph. ``depth`` counts hops (edges) from the starting version: ``depth=1`` upstream is
+the runs that produced it, ``depth=2`` adds the versions those runs consumed, and so on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import sqlalchemy as sa
+
+from . import schema as t
+from .errors import InvalidMetadata
+from .records import RunInfo, VersionRecord, run_label
+
+if TYPE_CHECKING:
+    from .registry import Registry
+
+__all__ = [
+    "DIRECTIONS",
+    "LineageEdge",
+    "LineageGraph",
+    "LineageNode",
+    "lineage",
+    "producers",
+    "run_versions",
+]
+
+DIRECTIONS: tuple[str, ...] = ("upstream", "downstream", "both")
+# per direction: (role of the usage from a reached version to the next run, role onwards)
+_ROLES = {"upstream": ("output", "input"), "downstream": ("input", "output")}
+_Walk = tuple[bool, Sequence[Sequence[Any]]]  # (upstream?, rows of _closure)
+
+
+class LineageNode(NamedTuple):
+    """An artifact version (``kind="artifact"``) or a step run (``kind="run"``).
+
+    ``detail`` is the artifact's type, or the run's pipeline run id; ``status`` is the run's
+    status. Renderings may show them; :meth:`LineageGraph.to_dict` leaves them out.
+    """
+
+    id: str
+    kind: str
+    label: str
+    detail: str = ""
+    status: str = ""
+
+
+class LineageEdge(NamedTuple):
+    """Data flowed from ``source`` to ``target`` (run → its output, input → its run)."""
+
+    source: str
+    target: str
+
+
+class LineageGraph:
+    """The runs and versions of a lineage query.
+
+    ``nodes`` lists the root first, then runs and versions by kind and label; ``edges`` are
+    sorted. Node ids are ``artifact:<version id>`` and ``run:<run id>``. The rows the database
+    returned are turned into nodes and edges on first use.
+    """
+
+    def __init__(self, root: LineageNode, direction: str, walks: Sequence[_Walk] = ()) -> None:
+        self.root = root.id
+        self.direction = direction
+        self._root = root
+        self._walks = walks  # (upstream?, rows of _closure) per direction walked
+
+    @cached_property
+    def _graph(self) -> tuple[dict[str, LineageNode], set[LineageEdge]]:
+        nodes = {self.root: self._root}
+        edges: set[LineageEdge] = set()
+        for upstream, rows in self._walks:
+            _collect(rows, upstream, nodes, edges)
+        return nodes, edges
+
+    def __repr__(self) -> str:
+        nodes, edges = self._graph
+        return (
+            f"<LineageGraph {self._root.label} {self.direction}: "
+            f"{len(nodes)} nodes, {len(edges)} edges>"
+        )
+
+    @cached_property
+    def nodes(self) -> list[LineageNode]:
+        rest = sorted(
+            (n for n in self._graph[0].values() if n.id != self.root),
+            key=lambda n: (n.kind, n.label, n.detail, n.id),
+        )
+        return [self._root, *rest]
+
+    @cached_property
+    def edges(self) -> list[LineageEdge]:
+        return sorted(self._graph[1])
+
+    def node(self, node_id: str) -> LineageNode:
+        return self._graph[0][node_id]
+
+    @cached_property
+    def _adjacency(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        parents: dict[str, list[str]] = {}
+        children: dict[str, list[str]] = {}
+        for edge in self.edges:
+            parents.setdefault(edge.target, []).append(edge.source)
+            children.setdefault(edge.source, []).append(edge.target)
+        return parents, children
+
+    def parents(self, node_id: str) -> list[str]:
+        """The nodes with an edge into ``node_id`` (what it came from)."""
+        return list(self._adjacency[0].get(node_id, []))
+
+    def children(self, node_id: str) -> list[str]:
+        """The nodes ``node_id`` has an edge to (what came from it)."""
+        return list(self._adjacency[1].get(node_id, []))
+
+    def to_dict(self) -> dict[str, list[dict[str, str]]]:
+        return {
+            "nodes": [{"id": n.id, "kind": n.kind, "label": n.label} for n in self.nodes],
+            "edges": [{"source": e.source, "target": e.target} for e in self.edges],
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def to_dot(self) -> str:
+        """Graphviz DOT: versions as boxes, runs (with their pipeline run) as ellipses."""
+
+        def quote(text: str) -> str:
+            return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+        lines = ["digraph lineage {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
+        for n in self.nodes:
+            shape = "box" if n.kind == "artifact" else "ellipse"
+            style = ", style=bold" if n.id == self.root else ""
+            lines.append(f"  {quote(n.id)} [label={quote(_shown(n))}, shape={shape}{style}];")
+        lines += [f"  {quote(e.source)} -> {quote(e.target)};" for e in self.edges]
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    def to_tree(self, max_levels: int = 60) -> str:
+        """An indented text tree from the root, upstream (what it came from) and/or downstream
+        (what used it). A node met again is marked ``(shown above)``; branches deeper than
+        ``max_levels`` are cut (a long chain reads better as JSON, DOT or Mermaid)."""
+        lines = [self._tree_label(self.root)]
+        ways = {"upstream": [True], "downstream": [False]}.get(self.direction, [True, False])
+        for up in ways:
+            if len(ways) == 1:
+                self._grow(lines, up, "", max_levels)
+            else:
+                lines.append(("├── " if up else "└── ") + ("upstream" if up else "downstream"))
+                self._grow(lines, up, "│   " if up else "    ", max_levels)
+        return "\n".join(lines) + "\n"
+
+    def _tree_label(self, node_id: str) -> str:
+        node = self._graph[0][node_id]
+        if node.kind == "artifact":
+            return f"{node.label}  {node.detail}"
+        failed = " (failed)" if node.status == "failed" else ""
+        return f"run {node.label}  {node.detail or node.id[4:12]}{failed}"
+
+    def _grow(self, lines: list[str], up: bool, prefix: str, max_levels: int) -> None:
+        def order(node_id: str) -> tuple[str, str, str]:
+            node = self._graph[0][node_id]
+            return node.label, node.detail, node_id
+
+        def push(node_id: str, indent: str, level: int) -> None:
+            kids = sorted(self.parents(node_id) if up else self.children(node_id), key=order)
+            stack.extend((k, indent, k == kids[-1], level) for k in reversed(kids))
+
+        seen = {self.root}
+        stack: list[tuple[str, str, bool, int]] = []
+        push(self.root, prefix, 1)
+        while stack:  # depth first, without recursion: a lineage can be thousands deep
+            node_id, indent, last, level = stack.pop()
+            branch, below = ("└── ", "    ") if last else ("├── ", "│   ")
+            if level > max_levels:
+                lines.append(f"{indent}{branch}... (deeper levels not shown)")
+                continue
+            again = node_id in seen
+            lines.append(
+                indent + branch + self._tree_label(node_id) + (" (shown above)" if again else "")
+            )
+            if not again:
+                seen.add(node_id)
+                push(node_id, indent + below, level + 1)
+
+    def to_mermaid(self) -> str:
+        """A Mermaid flowchart: versions as rectangles, runs as stadiums."""
+        ids = {n.id: f"n{i}" for i, n in enumerate(self.nodes)}
+
+        def label(text: str) -> str:
+            return '"' + text.replace('"', "#quot;") + '"'
+
+        lines = ["flowchart LR"]
+        for n in self.nodes:
+            shape = f"[{label(n.label)}]" if n.kind == "artifact" else f"([{label(_shown(n))}])"
+            lines.append(f"  {ids[n.id]}{shape}")
+        lines += [f"  {ids[e.source]} --> {ids[e.target]}" for e in self.edges]
+        return "\n".join(lines) + "\n"
+
+
+def _shown(node: LineageNode) -> str:
+    """A node's label in DOT and Mermaid: runs also show their pipeline run, if known."""
+    return f"{node.label} ({node.detail})" if node.kind == "run" and node.detail else node.label
+
+
+def _check_args(direction: str, depth: int | None) -> None:
+    if direction not in DIRECTIONS:
+        raise InvalidMetadata(
+            f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}"
+        )
+    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):
+        raise InvalidMetadata(f"depth must be a non-negative integer or None, got {depth!r}")
+
+
+def _null(type_: Any) -> Any:
+    return sa.cast(sa.null(), type_)
+
+
+def _with_labels(rows: Any, version_id: Any, run_id: Any, reached_from: Any) -> sa.Select[Any]:
+    """``(version_id, run_id, reached_from, name, type, index, pipeline, step, map_index,
+    attempt, status, pipeline_run)``: each row with its run's and its version's labels."""
+    v, a, r = t.versions, t.artifacts, t.runs
+    return sa.select(
+        version_id,
+        run_id,
+        reached_from,
+        *(a.c.name, a.c.type, v.c.index),
+        *(r.c.pipeline, r.c.step, r.c.map_index, r.c.attempt, r.c.status, r.c.pipeline_run),
+    ).select_from(
+        rows.join(r, r.c.id == run_id)
+        .outerjoin(v, v.c.id == version_id)
+        .outerjoin(a, a.c.id == v.c.artifact_id)
+    )
+
+
+def _closure(start: int, direction: str) -> sa.Select[Any]:
+    """One statement: every edge up- or downstream of version ``start``, with labels.
+
+    ``walk`` is the recursive part. A row ``(version_id, run_id, reached_from)`` says that
+    ``run_id`` made (upstream) or used (downstream) the reached version ``reached_from`` and
+    used or made ``version_id`` (NULL when the run has nothing further). Every usage between
+    two nodes of the answer is in some row, and ``UNION`` ends cycles (a run that re-logs the
+    version it used).
+    """
+    into_role, out_role = _ROLES[direction]
+    id_type = t.versions.c.id.type
+    u, u2 = t.usage.alias("u"), t.usage.alias("u2")
+    walk = sa.select(
+        sa.cast(sa.literal(start), id_type).label("version_id"),
+        _null(t.usage.c.run_id.type).label("run_id"),
+        _null(id_type).label("reached_from"),
+    ).cte("walk", recursive=True)
+    walk = walk.union(
+        sa.select(u2.c.version_id, u.c.run_id, walk.c.version_id).select_from(
+            walk.join(u, (u.c.version_id == walk.c.version_id) & (u.c.role == into_role)).outerjoin(
+                u2, (u2.c.run_id == u.c.run_id) & (u2.c.role == out_role)
+            )
+        )
+    )
+    return _with_labels(walk, walk.c.version_id, walk.c.run_id, walk.c.reached_from)
+
+
+def _closure_within(start: int, direction: str, depth: int) -> sa.Select[Any]:
+    """Like :func:`_closure`, for the nodes within ``depth`` hops and every usage among them.
+
+    ``walk`` keeps how many version-to-version steps (two hops each) lead to each version;
+    a version is in if its fewest steps are within ``depth``, a run if it is one hop past a
+    version that is and still within ``depth``.
+    """
+    into_role, out_role = _ROLES[direction]
+    u, u2 = t.usage.alias("u"), t.usage.alias("u2")
+    walk = sa.select(
+        sa.cast(sa.literal(start), t.versions.c.id.type).label("version_id"),
+        sa.cast(sa.literal(0), sa.Integer()).label("step"),
+    ).cte("walk", recursive=True)
+    walk = walk.union(
+        sa.select(u2.c.version_id, walk.c.step + 1)
+        .select_from(
+            walk.join(u, (u.c.version_id == walk.c.version_id) & (u.c.role == into_role)).join(
+                u2, (u2.c.run_id == u.c.run_id) & (u2.c.role == out_role)
+            )
+        )
+        .where(walk.c.step * 2 + 2 <= depth)
+    )
+    vset = (
+        sa.select(walk.c.version_id, sa.func.min(walk.c.step).label("step"))
+        .group_by(walk.c.version_id)
+        .cte("vset")
+    )
+    rset = (
+        sa.select(u.c.run_id)
+        .join(vset, u.c.version_id == vset.c.version_id)
+        .where(u.c.role == into_role, vset.c.step * 2 + 1 <= depth)
+        .distinct()
+        .cte("rset")
+    )
+    edges = (
+        sa.select(u2.c.version_id, u2.c.run_id, u2.c.role)
+        .join(vset, vset.c.version_id == u2.c.version_id)
+        .join(rset, rset.c.run_id == u2.c.run_id)
+        .subquery("edges")
+    )
+    onward = sa.case((edges.c.role == out_role, edges.c.version_id))
+    into = sa.case((edges.c.role == into_role, edges.c.version_id))
+    return _with_labels(edges, onward, edges.c.run_id, into)
+
+
+def _collect(
+    rows: Iterable[Sequence[Any]],
+    upstream: bool,
+    nodes: dict[str, LineageNode],
+    edges: set[LineageEdge],
+) -> None:
+    """Turn :func:`_closure` rows into nodes and edges (the hot loop of a large lineage)."""
+    add_edge, node, edge = edges.add, LineageNode, LineageEdge
+    for row in rows:
+        version_id, run_id, reached_from, name, type_, index = row[:6]
+        run = "run:" + run_id
+        if run not in nodes:
+            pipeline, step, map_index, attempt, status, pipeline_run = row[6:]
+            label = run_label(run_id, pipeline, step, map_index, attempt)
+            nodes[run] = node(run, "run", label, pipeline_run or "", status)
+        if reached_from is not None:
+            reached = f"artifact:{reached_from}"
+            add_edge(edge(run, reached) if upstream else edge(reached, run))
+        if version_id is not None:
+            version = f"artifact:{version_id}"
+            if version not in nodes:
+                nodes[version] = node(version, "artifact", f"{name}:v{index}", type_)
+            add_edge(edge(version, run) if upstream else edge(run, version))
+
+
+def lineage(
+    registry: Registry,
+    ref: str,
+    direction: str = "upstream",
+    depth: int | None = None,
+) -> LineageGraph:
+    """The runs and versions up- and/or downstream of ``ref`` within ``depth`` hops.
+
+    Edges point the way data flowed: run → the version it produced, version → the run that
+    consumed it. Artifact labels are qualified names (``cats:v0``), run labels
+    :attr:`RunInfo.label`. ``both`` is the union of the upstream and downstream graphs.
+    """
+    _check_args(direction, depth)
+    record = registry.meta.find(ref)
+    root = LineageNode(f"artifact:{record.id}", "artifact", record.qualified_name, record.type)
+    walks: list[_Walk] = []
+    if depth != 0:
+        ways = ("upstream", "downstream") if direction == "both" else (direction,)
+        with registry.meta.read() as conn:
+            for way in ways:
+                query = (
+                    _closure(record.id, way)
+                    if depth is None
+                    else _closure_within(record.id, way, depth)
+                )
+                walks.append((way == "upstream", conn.execute(query).all()))
+    return LineageGraph(root, direction, walks)
+
+
+def run_versions(registry: Registry, run_id: str) -> list[tuple[str, VersionRecord]]:
+    """``(role, version)`` for every version a run consumed (``input``) or produced
+    (``output``): inputs first, each in the order recorded."""
+    meta = registry.meta
+    query = (
+        meta._version_query()
+        .add_columns(t.usage.c.role)
+        .join(t.usage, t.usage.c.version_id == t.versions.c.id)
+        .where(t.usage.c.run_id == run_id)
+        .order_by(t.usage.c.role, t.usage.c.created_at, t.versions.c.id)
+    )
+    with meta.read() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [(row["role"], meta._record(row)) for row in rows]
+
+
+def producers(registry: Registry, version_ids: Sequence[int]) -> dict[int, list[RunInfo]]:
+    """The runs that produced each version (one, or several for a distributed version)."""
+    out: dict[int, list[RunInfo]] = {v: [] for v in version_ids}
+    ids = list(version_ids)
+    with registry.meta.read() as conn:
+        for start in range(0, len(ids), 500):
+            query = (
+                sa.select(t.usage.c.version_id, t.runs)
+                .join(t.runs, t.runs.c.id == t.usage.c.run_id)
+                .where(t.usage.c.version_id.in_(ids[start : start + 500]))
+                .where(t.usage.c.role == "output")
+                .order_by(t.usage.c.created_at, t.runs.c.id)
+            )
+            for row in conn.execute(query).mappings():
+                out[row["version_id"]].append(registry.meta._run_from_row(row))
+    return out
