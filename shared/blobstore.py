@@ -266,17 +266,15 @@ class BlobStore:
         h = hashlib.md5(usedforsecurity=False)
         size = 0
         try:
-            opener = open(path, "rb") if self.local else self.fs.open(path, "rb")
-            with opener as src, open(dest, "wb") as dst:
+            opener = open if self.local else self.fs.open
+            with opener(path, "rb") as src, open(dest, "wb") as dst:
                 while chunk := src.read(CHUNK):
                     h.update(chunk)
                     size += len(chunk)
                     dst.write(chunk)
         except FileNotFoundError as err:
             raise SourceNotFound(f"blob {digest} is missing from store {self.url}") from err
-        except OSError as err:
-            raise StoreError(f"cannot read blob {digest} from {self.url}: {err}") from err
-        except Exception as err:
+        except Exception as err:  # backend errors are translated at this boundary
             raise StoreError(f"cannot read blob {digest} from {self.url}: {err}") from err
         if h.hexdigest() != digest:
             os.unlink(dest)

@@ -8,6 +8,7 @@ and is fetched again instead of being handed out.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -154,7 +155,5 @@ class BlobCache:
 
     @staticmethod
     def _unlink(path: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        except FileNotFoundError:
-            pass

@@ -1,7 +1,8 @@
 # etl_flow.py
+from prefect import flow
+
 import artiflow as af
 from artiflow.prefect import artifact_task
-from prefect import flow
 
 
 @artifact_task(outputs={"raw": {"type": "dataset", "name": "raw-data"}})
@@ -22,8 +23,8 @@ def transform(raw: af.Artifact, clean: af.Artifact) -> None:
 
 @flow
 def etl(rows: int = 100) -> str:
-    raw = extract(rows=rows)    # "raw-data:v0"
-    return transform(raw=raw)   # uses exactly that version; returns "clean-data:v0"
+    raw = extract(rows=rows)  # "raw-data:v0"
+    return transform(raw=raw)  # uses exactly that version; returns "clean-data:v0"
 
 
 if __name__ == "__main__":
