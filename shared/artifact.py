@@ -24,7 +24,7 @@ from .errors import (
     EntryNotFound,
     SourceNotFound,
 )
-from .hashing import HashedFile, hash_files, walk_files
+from .hashing import HashedFile, gc_paused, hash_files, hash_tree
 from .manifest import Manifest, ManifestEntry
 from .naming import check_metadata, check_name, check_type, entry_path
 from .resolve import resolve_reference
@@ -219,11 +219,7 @@ class Artifact:
         return self._put([entry], {target: hashed}, overwrite)[0]
 
     def add_dir(
-        self,
-        local_path: str | os.PathLike[str],
-        name: str | None = None,
-        *,
-        overwrite: bool = False,
+        self, local_path: str | os.PathLike[str], name: str | None = None, *, overwrite: bool = False
     ) -> list[ManifestEntry]:
         """Add every file under a local directory, below ``name/`` if given."""
         self._ensure_draft()
@@ -231,11 +227,14 @@ class Artifact:
         if not os.path.isdir(root):
             raise SourceNotFound(f"no such directory: {root!r}")
         prefix = entry_path(name) + "/" if name else ""
-        files = walk_files(root)
-        targets = [entry_path(prefix + rel) for _, rel in files]
-        hashed = hash_files([abs_path for abs_path, _ in files])
-        entries = [ManifestEntry(t, h.digest, h.size) for t, h in zip(targets, hashed, strict=True)]
-        return self._put(entries, dict(zip(targets, hashed, strict=True)), overwrite)
+        with gc_paused():  # tens of thousands of small objects: skip needless GC passes
+            pairs = hash_tree(root)
+            targets = [entry_path(prefix + rel) for rel, _ in pairs]
+            entries = [
+                ManifestEntry(t, h.digest, h.size) for t, (_, h) in zip(targets, pairs, strict=True)
+            ]
+            sources = {t: h for t, (_, h) in zip(targets, pairs, strict=True)}
+            return self._put(entries, sources, overwrite)
 
     def add_reference(
         self,

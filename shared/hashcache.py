@@ -10,6 +10,7 @@ database logs one warning and the caller carries on as if there were no cache.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -23,7 +24,7 @@ __all__ = ["ENV_VAR", "HashCache", "default_cache_path", "default_hash_cache"]
 log = logging.getLogger(__name__)
 
 ENV_VAR = "ARTIFLOW_HASH_CACHE"
-_CHUNK = 500  # bound variables per ``IN (...)`` query: well under SQLite's limit
+_CHUNK = 400  # keys per lookup query: 2,000 bound variables, well under SQLite's limit
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS file_md5 (
     path     TEXT PRIMARY KEY,
@@ -34,10 +35,11 @@ CREATE TABLE IF NOT EXISTS file_md5 (
 ) WITHOUT ROWID
 """
 
-_SELECT = "SELECT path, inode, size, mtime_ns, md5 FROM file_md5 WHERE path IN "
-
-#: ``(absolute path, inode, size, mtime_ns)``
-CacheKey = tuple[str, int, int, int]
+_LOOKUP = (
+    "WITH k(n, path, inode, size, mtime_ns) AS (VALUES {values}) "
+    "SELECT k.n, f.md5 FROM k JOIN file_md5 AS f ON f.path = k.path AND f.inode = k.inode "
+    "AND f.size = k.size AND f.mtime_ns = k.mtime_ns"
+)
 
 
 def default_cache_path() -> str:
@@ -94,8 +96,8 @@ class HashCache:
             conn = sqlite3.connect(
                 self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
             )
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL commits need no fsync
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(_SCHEMA)
         except (sqlite3.Error, OSError) as err:
             if conn is not None:
@@ -127,33 +129,49 @@ class HashCache:
         self._disable(err)
 
     # -- operations ---------------------------------------------------------------------------
-    def get_many(self, keys: Sequence[CacheKey]) -> list[str | None]:
-        """The cached MD5 for each ``(path, inode, size, mtime_ns)``, or None where it misses."""
-        found: dict[str, tuple[int, int, int, str]] = {}
+    def get_many(
+        self, paths: Sequence[str], stat_keys: Sequence[Sequence[int]]
+    ) -> list[str | None]:
+        """The cached MD5 of each path whose ``(inode, size, mtime_ns)`` still matches, else None.
+
+        ``stat_keys[i]`` starts with ``(inode, size, mtime_ns)``; further items are ignored.
+        One query per chunk of paths joins them with the table on the whole key, so only
+        hits come back.
+        """
+        out: list[str | None] = [None] * len(paths)
+        if not paths:
+            return out
         with self._lock:
             conn = self._connection()
-            if conn is None or not keys:
-                return [None] * len(keys)
+            if conn is None:
+                return out
             try:
-                for start in range(0, len(keys), _CHUNK):
-                    chunk = [k[0] for k in keys[start : start + _CHUNK]]
-                    marks = ",".join("?" * len(chunk))
-                    query = _SELECT + f"({marks})"
-                    for path, inode, size, mtime_ns, md5 in conn.execute(query, chunk):
-                        found[path] = (inode, size, mtime_ns, md5)
+                conn.execute("BEGIN")  # one read snapshot for every chunk
+                for start in range(0, len(paths), _CHUNK):
+                    stop = min(start + _CHUNK, len(paths))
+                    params: list[object] = []
+                    append = params.append
+                    for n in range(start, stop):
+                        key = stat_keys[n]
+                        append(n)
+                        append(paths[n])
+                        append(key[0])
+                        append(key[1])
+                        append(key[2])
+                    query = _LOOKUP.format(values=",".join(["(?,?,?,?,?)"] * (stop - start)))
+                    for n, md5 in conn.execute(query, params):
+                        out[n] = md5
+                conn.execute("COMMIT")
             except sqlite3.Error as err:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
                 self._failed(err, "lookup")
-                return [None] * len(keys)
-        out: list[str | None] = []
-        for path, inode, size, mtime_ns in keys:
-            row = found.get(path)
-            hit = row is not None and row[0] == inode and row[1] == size and row[2] == mtime_ns
-            out.append(row[3] if hit and row is not None else None)
+                return [None] * len(paths)
         return out
 
     def get(self, path: str, inode: int, size: int, mtime_ns: int) -> str | None:
         """The cached MD5 of one file, or None."""
-        return self.get_many([(path, inode, size, mtime_ns)])[0]
+        return self.get_many([path], [(inode, size, mtime_ns)])[0]
 
     def put_many(self, rows: Iterable[tuple[str, int, int, int, str]]) -> None:
         """Record ``(path, inode, size, mtime_ns, md5)`` rows in one transaction."""
@@ -166,13 +184,11 @@ class HashCache:
                 return
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                try:
-                    conn.executemany("INSERT OR REPLACE INTO file_md5 VALUES (?, ?, ?, ?, ?)", rows)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
+                conn.executemany("INSERT OR REPLACE INTO file_md5 VALUES (?, ?, ?, ?, ?)", rows)
                 conn.execute("COMMIT")
             except sqlite3.Error as err:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
                 self._failed(err, "update")
 
     def forget(self, paths: Iterable[str]) -> None:
@@ -186,6 +202,8 @@ class HashCache:
                 conn.executemany("DELETE FROM file_md5 WHERE path = ?", [(p,) for p in paths])
                 conn.execute("COMMIT")
             except sqlite3.Error as err:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
                 self._failed(err, "forget")
 
     def clear(self) -> None:

@@ -1,16 +1,21 @@
 """Fast MD5 of local files: parallel across cores, small files batched, through the hash cache.
 
 ``hashlib`` releases the GIL while it digests more than 2 KiB, so large files are read in 1 MiB
-chunks by a pool of ``os.cpu_count()`` threads. Tiny files are the opposite case: their cost is
-the Python and syscall overhead of ``open``/``read``/``close``, which threads only slow down
-(they fight over the GIL), so the calling thread hashes them in one tight loop while the pool
-works on the large ones.
+chunks by a pool of ``os.cpu_count()`` threads, and medium files go to the pool in batches of
+about 8 MiB. Tiny files are the opposite case: their cost is the Python and syscall overhead of
+``open``/``read``/``close``, which threads only slow down (they fight over the GIL), so the
+calling thread hashes them in one tight loop while the pool works on the rest.
+
+Every file is first looked up in the :class:`HashCache` by ``(path, inode, size, mtime_ns)``;
+re-adding an unchanged tree costs a ``stat`` per file and one bulk lookup. :func:`hash_tree`
+does the walk and the hashing in one pass (``walk_files`` + ``hash_files``, cheaper stats).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import operator
 import os
 import stat
 import threading
@@ -18,10 +23,11 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, cast
 
 from .errors import SourceChanged, SourceNotFound
 from .hashcache import HashCache, default_hash_cache
+from .walk import StatKey, gc_paused, stat_tuple, walk_files, walk_stat
 
 __all__ = [
     "HashCache",
@@ -29,7 +35,9 @@ __all__ = [
     "HashingReader",
     "default_hash_cache",
     "file_changed",
+    "gc_paused",
     "hash_files",
+    "hash_tree",
     "md5_file",
     "stat_key",
     "walk_files",
@@ -39,7 +47,7 @@ log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1 << 20
 """Bytes per ``readinto`` of a large file."""
-SMALL_FILE = 64 << 10
+SMALL_FILE = 16 << 10
 """Files below this size are hashed by the calling thread, one tight loop, no pool."""
 BATCH_BYTES = 8 << 20
 """Medium files are grouped into pool tasks of about this many bytes."""
@@ -123,7 +131,7 @@ def _md5_large(path: str) -> tuple[str, int]:
 
 
 def _md5_small(items: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
-    """MD5 and byte count of each ``(path, expected size)``: one ``read`` per small file."""
+    """MD5 and byte count of each ``(path, size at stat)``: one ``read`` per small file."""
     out: list[tuple[str, int]] = []
     append, md5 = out.append, hashlib.md5
     o_open, o_read, o_close = os.open, os.read, os.close
@@ -131,15 +139,15 @@ def _md5_small(items: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
         try:
             fd = o_open(path, _O_RDONLY)
             try:
-                data = o_read(fd, size + 1)
-                if len(data) <= size:
-                    append((md5(data, usedforsecurity=False).hexdigest(), len(data)))
-                    continue
+                data = o_read(fd, size + 1)  # one byte more than stat said proves EOF
             finally:
                 o_close(fd)
         except OSError as err:
             raise _missing(path, err) from err
-        append(_md5_large(path))  # grew since stat: hash it whole, the size check reports it
+        if len(data) == size:
+            append((md5(data, usedforsecurity=False).hexdigest(), size))
+        else:  # a short read, or the file changed since stat: read it all, the caller checks
+            append(_md5_large(path))
     return out
 
 
@@ -201,46 +209,6 @@ class HashingReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-# -- walking ----------------------------------------------------------------------------------
-def walk_files(root: str | os.PathLike[str]) -> list[tuple[str, str]]:
-    """Every regular file under ``root`` as ``(absolute path, relative POSIX path)``.
-
-    Sorted by relative path. Symlinks to files are followed; symlinked directories are not
-    (they could loop) and, like broken links and special files, are skipped with a warning.
-    """
-    top = os.path.abspath(os.fspath(root))
-    if not os.path.isdir(top):
-        if os.path.exists(top):
-            raise SourceNotFound(f"not a directory: {os.fspath(root)!r}")
-        raise SourceNotFound(f"no such directory: {os.fspath(root)!r}")
-    out: list[tuple[str, str]] = []
-    skipped: list[str] = []
-    stack: list[tuple[str, str]] = [(top, "")]
-    while stack:
-        directory, rel = stack.pop()
-        try:
-            with os.scandir(directory) as it:
-                for entry in it:
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append((entry.path, rel + entry.name + "/"))
-                    elif entry.is_file():
-                        out.append((entry.path, rel + entry.name))
-                    else:
-                        skipped.append(entry.path)
-        except OSError as err:
-            raise SourceNotFound(f"cannot list directory {directory!r}: {err.strerror}") from err
-    if skipped:
-        log.warning(
-            "skipped %d entries under %s that are not regular files or are symlinked "
-            "directories, e.g. %s",
-            len(skipped),
-            top,
-            skipped[0],
-        )
-    out.sort(key=lambda pair: pair[1])
-    return out
 
 
 # -- hashing ----------------------------------------------------------------------------------
@@ -316,6 +284,38 @@ def _hash_misses(paths: list[str], sizes: list[int], misses: list[int]) -> dict[
     return digests
 
 
+def _absolute(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """Absolute, normalised paths (``normpath`` alone for paths that are absolute already)."""
+    normpath, abspath = os.path.normpath, os.path.abspath
+    texts = [p if type(p) is str else os.fspath(p) for p in paths]
+    return [normpath(p) if p[:1] == "/" else abspath(p) for p in texts]
+
+
+def _stat_all(paths: list[str]) -> list[StatKey]:
+    """The :data:`StatKey` of each path, which must be a regular file.
+
+    Streams ``os.stat`` results straight into small tuples, so thousands of ``stat_result``
+    objects never live at once.
+    """
+    try:
+        keys = list(map(stat_tuple, map(os.stat, paths)))
+    except OSError:
+        for path in paths:
+            _stat_regular(path)  # raises for the first bad path
+        keys = list(map(stat_tuple, map(os.stat, paths)))
+    _check_regular(paths, keys)
+    return keys
+
+
+def _check_regular(paths: list[str], keys: list[StatKey]) -> None:
+    if not all(map(stat.S_ISREG, map(_MODE, keys))):
+        for path in paths:
+            _stat_regular(path)
+
+
+_MODE = operator.itemgetter(3)
+
+
 def hash_files(
     paths: Sequence[str | os.PathLike[str]], *, cache: CacheOption = "default"
 ) -> list[HashedFile]:
@@ -328,32 +328,53 @@ def hash_files(
     """
     hash_cache = default_hash_cache() if cache == "default" else cache
     started_ns = time.time_ns()
-    abspath = os.path.abspath
-    fspath = os.fspath
-    paths_ = [abspath(fspath(p)) for p in paths]
-    stats = [_stat_regular(p) for p in paths_]
-    inodes = [st.st_ino for st in stats]
-    sizes = [st.st_size for st in stats]
-    mtimes = [st.st_mtime_ns for st in stats]
+    with gc_paused():
+        paths_ = _absolute(paths)
+        return _hash_files(paths_, _stat_all(paths_), hash_cache, started_ns)
 
+
+def hash_tree(
+    root: str | os.PathLike[str], *, cache: CacheOption = "default"
+) -> list[tuple[str, HashedFile]]:
+    """``(relative POSIX path, HashedFile)`` for every regular file under ``root``, sorted.
+
+    :func:`walk_files` plus :func:`hash_files` in one pass: each file is stat-ed while its
+    directory is listed (relative to the directory's descriptor), so an unchanged tree costs
+    one ``fstatat`` per file and a bulk cache lookup.
+    """
+    hash_cache = default_hash_cache() if cache == "default" else cache
+    started_ns = time.time_ns()
+    with gc_paused():
+        rows = walk_stat(root)
+        paths = [row[0] for row in rows]
+        keys = [row[2] for row in rows]
+        _check_regular(paths, keys)
+        hashed = _hash_files(paths, keys, hash_cache, started_ns)
+        return [(row[1], h) for row, h in zip(rows, hashed, strict=True)]
+
+
+def _hash_files(
+    paths_: list[str], keys: list[StatKey], hash_cache: HashCache | None, started_ns: int
+) -> list[HashedFile]:
+    """Digests for files already stat-ed (at or after ``started_ns``), cache first."""
     if hash_cache is not None and hash_cache.enabled:
-        cached = hash_cache.get_many(list(zip(paths_, inodes, sizes, mtimes, strict=True)))
+        digests = hash_cache.get_many(paths_, keys)
     else:
-        cached = [None] * len(paths_)
-    misses = [i for i, d in enumerate(cached) if d is None]
-    fresh = _hash_misses(paths_, sizes, misses) if misses else {}
-
-    if hash_cache is not None and fresh:
-        settled = started_ns - RACY_WINDOW_NS
-        hash_cache.put_many(
-            (paths_[i], inodes[i], sizes[i], mtimes[i], d)
-            for i, d in fresh.items()
-            if mtimes[i] < settled
-        )
-    if fresh:
+        digests = [None] * len(paths_)
+    misses = [i for i, d in enumerate(digests) if d is None]
+    if misses:
+        fresh = _hash_misses(paths_, [k[1] for k in keys], misses)
+        for i, digest in fresh.items():
+            digests[i] = digest
+        if hash_cache is not None:
+            settled = started_ns - RACY_WINDOW_NS
+            hash_cache.put_many(
+                (paths_[i], keys[i][0], keys[i][1], keys[i][2], d)
+                for i, d in fresh.items()
+                if keys[i][2] < settled
+            )
         log.debug("hashed %d of %d files, the rest from the cache", len(fresh), len(paths_))
-    digests = [fresh[i] if d is None else d for i, d in enumerate(cached)]
-    return [
-        HashedFile(p, d, s, m, n)
-        for p, d, s, m, n in zip(paths_, digests, sizes, mtimes, inodes, strict=True)
-    ]
+    if not keys:
+        return []
+    inodes, sizes, mtimes, _modes = zip(*keys, strict=True)
+    return list(map(HashedFile, paths_, cast("list[str]", digests), sizes, mtimes, inodes))

@@ -23,6 +23,11 @@ MAX_NAME_LENGTH = 128
 MAX_METADATA_KEYS = 100
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 _RESERVED_ALIAS_RE = re.compile(r"v\d+|latest")
+# Paths that certainly pass every check in entry_path (the common case, matched in one go):
+# relative, no drive letter, no empty, "." or ".." segment, no backslash or control character.
+_FAST_OK = re.compile(
+    r"(?!/)(?![A-Za-z]:)(?:(?!\.\.?(?:/|$))[^/\\\x00-\x1f\x7f]+/)*(?!\.\.?/?$)[^/\\\x00-\x1f\x7f]+/?"
+)
 
 
 def _check(value: object, what: str) -> str:
@@ -93,6 +98,8 @@ def entry_path(path: object) -> str:
     empty, ``.`` and ``..`` segments, backslashes, NUL and other control characters, drive
     letters, and the empty path.
     """
+    if type(path) is str and _FAST_OK.fullmatch(path):
+        return path[:-1] if path.endswith("/") else path
     if not isinstance(path, str):
         raise InvalidPath(f"entry path must be a string, got {path!r}")
     if path == "":

@@ -224,6 +224,16 @@ class Registry:
             log.info("%s: content unchanged, reusing %s", artifact.name, record.qualified_name)
         artifact._bind(self, record)
 
+    def reference_options(self, entry: ManifestEntry) -> dict[str, Any] | None:
+        """fsspec options for fetching a reference: the store's own when the reference lives
+        on the same filesystem as the store (same credentials, same endpoint), else fsspec's
+        defaults from its config and the environment."""
+        if entry.ref is None or not self.storage_options:
+            return None
+        scheme = entry.ref.split("://", 1)[0] if "://" in entry.ref else "file"
+        store_scheme = self.store_url.split("://", 1)[0] if "://" in self.store_url else "file"
+        return dict(self.storage_options) if scheme == store_scheme else None
+
     # ------------------------------------------------------------------ artifact internals
     def _load_manifest(self, record: VersionRecord) -> Manifest:
         key = f"md5/{record.manifest_key}"

@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Iterable
 
-from .errors import UnsupportedScheme
+from .errors import TooManyObjects, UnsupportedScheme
 from .manifest import ManifestEntry
 from .naming import entry_path
 from .resolve_base import Resolver, StorageOptions, backend_errors, entry_name, text_digest
@@ -101,6 +101,10 @@ def resolve_reference(
     """
     if name is not None:
         entry_path(name)
+    if max_objects is not None and (
+        isinstance(max_objects, bool) or not isinstance(max_objects, int) or max_objects < 0
+    ):
+        raise TooManyObjects(f"max_objects must be an integer >= 0 or None, got {max_objects!r}")
     resolver = resolver_for(uri)
     resolver.check(uri)
     if not checksum:
@@ -113,16 +117,20 @@ def resolve_reference(
 
 def fetch_reference(
     entry: ManifestEntry, dest: str | os.PathLike[str], *, storage_options: StorageOptions = None
-) -> None:
+) -> str | None:
     """Download a reference entry's object to ``dest``, verified against the manifest.
 
     The bytes go to a temp file beside ``dest`` and are moved into place only once they match
     what the entry recorded (MD5 for local files and GCS, ETag/VersionId for S3, ETag and
     Content-Length for HTTP); a mismatch raises :class:`~artiflow.errors.CorruptedBlob` and
-    leaves nothing at ``dest``. Entries added with ``checksum=False`` are copied unverified.
+    leaves nothing at ``dest``. Entries added with ``checksum=False`` are copied unverified
+    (a prefix becomes a directory at ``dest``).
+
+    Returns the MD5 (hex) of the bytes written, so the caller need not read them again; None
+    when ``dest`` is a directory.
     """
     if entry.ref is None:
         raise UnsupportedScheme(f"entry {entry.path!r} is stored content, not a reference")
     resolver = resolver_for(entry.ref)
     with backend_errors(entry.ref):
-        resolver.fetch(entry, os.fspath(dest), storage_options=storage_options)
+        return resolver.fetch(entry, os.fspath(dest), storage_options=storage_options)

@@ -90,8 +90,14 @@ class Resolver:
         """The entries for ``uri``: one for an object, one per object under a prefix."""
         raise NotImplementedError
 
-    def fetch(self, entry: ManifestEntry, dest: str, *, storage_options: StorageOptions) -> None:
-        """Write the object behind ``entry.ref`` to ``dest``, verified against the entry."""
+    def fetch(
+        self, entry: ManifestEntry, dest: str, *, storage_options: StorageOptions
+    ) -> str | None:
+        """Write the object behind ``entry.ref`` to ``dest``, verified against the entry.
+
+        Returns the MD5 (hex) of the bytes written, or None when ``dest`` became a directory
+        (a ``checksum=False`` prefix).
+        """
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -135,8 +141,6 @@ class ObjectCounter:
     """Counts listed objects and raises :class:`TooManyObjects` past ``max_objects``."""
 
     def __init__(self, uri: str, max_objects: int | None) -> None:
-        if max_objects is not None and max_objects < 0:
-            raise ValueError(f"max_objects must be >= 0 or None, got {max_objects}")
         self.uri = uri
         self.max_objects = max_objects
         self.count = 0
@@ -197,11 +201,12 @@ def write_verified(
     entry: ManifestEntry,
     md5: str | None = None,
     size: int | None = None,
-) -> None:
+) -> str:
     """Stream ``chunks`` into ``dest`` through a temp file beside it, then ``os.replace``.
 
     ``md5`` and ``size``, when given, must match the bytes written, else
-    :class:`CorruptedBlob` is raised and nothing is left at ``dest``.
+    :class:`CorruptedBlob` is raised and nothing is left at ``dest``. Returns the MD5 (hex)
+    of the bytes written.
     """
     target = os.fspath(dest)
     parent = os.path.dirname(os.path.abspath(target))
@@ -229,6 +234,7 @@ def write_verified(
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+    return h.hexdigest()
 
 
 def corrupted(entry: ManifestEntry, what: str) -> CorruptedBlob:
@@ -242,13 +248,15 @@ def read_chunks(fh: Any, size: int = 1 << 20) -> Iterator[bytes]:
         yield chunk
 
 
-def download_tree(fs: Any, path: str, dest: str | os.PathLike[str]) -> None:
-    """Copy a file or a whole prefix from ``fs`` to ``dest`` (unverified: ``checksum=False``)."""
+def download_tree(fs: Any, path: str, dest: str | os.PathLike[str]) -> str | None:
+    """Copy a file or a whole prefix from ``fs`` to ``dest`` (unverified: ``checksum=False``).
+
+    Returns the file's MD5, or None for a prefix (``dest`` then is a directory).
+    """
     target = os.path.abspath(os.fspath(dest))
     if not fs.isdir(path):
         with fs.open(path, "rb") as fh:
-            write_verified(target, read_chunks(fh), entry=_UNCHECKED)
-        return
+            return write_verified(target, read_chunks(fh), entry=_UNCHECKED)
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
     tmp = os.path.join(parent, f".{os.path.basename(target)}.artiflow-{uuid.uuid4().hex}")
@@ -259,6 +267,7 @@ def download_tree(fs: Any, path: str, dest: str | os.PathLike[str]) -> None:
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return None
 
 
 _UNCHECKED = ManifestEntry("unchecked", "", None)

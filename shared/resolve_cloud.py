@@ -53,8 +53,8 @@ class ObjectStoreResolver(Resolver):
 
     scheme = ""
 
-    def _listing(self, uri: str, storage_options: StorageOptions) -> tuple[Any, Listing]:
-        """A filesystem plus ``list(prefix, limit)`` yielding the store's object records."""
+    def _listing(self, uri: str, storage_options: StorageOptions) -> Listing:
+        """``list(prefix, limit)``: the store's object records under a prefix, page by page."""
         raise NotImplementedError
 
     def _entry(self, bucket: str, obj: Mapping[str, Any], target: str) -> ManifestEntry:
@@ -77,7 +77,7 @@ class ObjectStoreResolver(Resolver):
         storage_options: StorageOptions,
     ) -> list[ManifestEntry]:
         bucket, key = split_bucket(uri)
-        _fs, listing = self._listing(uri, storage_options)
+        listing = self._listing(uri, storage_options)
         if key and not key.endswith("/"):
             first = next(iter(listing(key, 1)), None)
             if first is not None and self._key(first) == key:
@@ -143,7 +143,7 @@ class S3Resolver(ObjectStoreResolver):
         s3fs = import_backend("s3fs", "s3")
         return s3fs.S3FileSystem(**{**dict(storage_options or {}), **extra})
 
-    def _listing(self, uri: str, storage_options: StorageOptions) -> tuple[Any, Listing]:
+    def _listing(self, uri: str, storage_options: StorageOptions) -> Listing:
         fs = self._fs(storage_options)
         bucket, _key = split_bucket(uri)
         state = {"versions": True}
@@ -170,7 +170,7 @@ class S3Resolver(ObjectStoreResolver):
                 if limit is not None:
                     return
 
-        return fs, listing
+        return listing
 
     @staticmethod
     def _key(obj: Mapping[str, Any]) -> str:
@@ -195,13 +195,14 @@ class S3Resolver(ObjectStoreResolver):
             extra["version_id"] = str(version_id)
         return ManifestEntry(target, digest, self._size(obj), ref, extra)
 
-    def fetch(self, entry: ManifestEntry, dest: str, *, storage_options: StorageOptions) -> None:
+    def fetch(
+        self, entry: ManifestEntry, dest: str, *, storage_options: StorageOptions
+    ) -> str | None:
         ref = entry.ref or ""
         path = ref.split("://", 1)[-1]
         version_id = entry.extra.get("version_id")
         if checksum_disabled(entry):
-            download_tree(self._fs(storage_options), path, dest)
-            return
+            return download_tree(self._fs(storage_options), path, dest)
         fs = self._fs(storage_options, version_aware=bool(version_id))
         try:
             fh = fs.open(path, "rb", version_id=version_id) if version_id else fs.open(path, "rb")
@@ -219,7 +220,7 @@ class S3Resolver(ObjectStoreResolver):
                 "SSECustomerAlgorithm"
             )
             plain_md5 = len(recorded) == 32 and "-" not in recorded and not encrypted
-            write_verified(
+            return write_verified(
                 dest,
                 read_chunks(fh),
                 entry=entry,
@@ -250,7 +251,7 @@ class GCSResolver(ObjectStoreResolver):
         gcsfs = import_backend("gcsfs", "gcs")
         return gcsfs.GCSFileSystem(**{**dict(storage_options or {}), **extra})
 
-    def _listing(self, uri: str, storage_options: StorageOptions) -> tuple[Any, Listing]:
+    def _listing(self, uri: str, storage_options: StorageOptions) -> Listing:
         fs = self._fs(storage_options)
         bucket, _key = split_bucket(uri)
 
@@ -271,7 +272,7 @@ class GCSResolver(ObjectStoreResolver):
                 if limit is not None or not token:
                     return
 
-        return fs, listing
+        return listing
 
     @staticmethod
     def _key(obj: Mapping[str, Any]) -> str:
@@ -295,13 +296,14 @@ class GCSResolver(ObjectStoreResolver):
                 extra["crc32c"] = str(obj["crc32c"])
         return ManifestEntry(target, digest, self._size(obj), ref, extra)
 
-    def fetch(self, entry: ManifestEntry, dest: str, *, storage_options: StorageOptions) -> None:
+    def fetch(
+        self, entry: ManifestEntry, dest: str, *, storage_options: StorageOptions
+    ) -> str | None:
         ref = entry.ref or ""
         path = ref.split("://", 1)[-1]
         fs = self._fs(storage_options)
         if checksum_disabled(entry):
-            download_tree(fs, path, dest)
-            return
+            return download_tree(fs, path, dest)
         generation = entry.extra.get("generation")
         try:
             fh = fs.open(path, "rb", generation=generation)
@@ -315,4 +317,4 @@ class GCSResolver(ObjectStoreResolver):
             if generation and now and str(now) != str(generation):
                 raise corrupted(entry, f"generation {now} now, {generation} recorded")
             byte_md5 = None if DIGEST_FROM in entry.extra else entry.digest
-            write_verified(dest, read_chunks(fh), entry=entry, md5=byte_md5, size=entry.size)
+            return write_verified(dest, read_chunks(fh), entry=entry, md5=byte_md5, size=entry.size)

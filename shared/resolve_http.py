@@ -173,13 +173,15 @@ class HttpResolver(Resolver):
             return [ManifestEntry(target, normalise_etag(etag), size, uri, {"etag": etag})]
         return [ManifestEntry(target, text_digest(uri), size, uri, {DIGEST_FROM: "uri"})]
 
-    def fetch(self, entry: ManifestEntry, dest: str, *, storage_options: StorageOptions) -> None:
+    def fetch(
+        self, entry: ManifestEntry, dest: str, *, storage_options: StorageOptions
+    ) -> str | None:
         url = entry.ref or ""
         check_http_url(url)
         request = urllib.request.Request(url, method="GET", headers=_HEADERS)
         with _opener.open(request, timeout=TIMEOUT) as resp:
             if checksum_disabled(entry):
-                write_verified(dest, read_chunks(resp), entry=entry)
+                return write_verified(dest, read_chunks(resp), entry=entry)
                 return
             recorded = entry.extra.get("etag")
             etag = resp.headers.get("ETag")
@@ -188,4 +190,4 @@ class HttpResolver(Resolver):
             length = _content_length(resp.headers)
             if entry.size is not None and length is not None and length != entry.size:
                 raise corrupted(entry, f"Content-Length {length} now, {entry.size} recorded")
-            write_verified(dest, read_chunks(resp), entry=entry, size=entry.size)
+            return write_verified(dest, read_chunks(resp), entry=entry, size=entry.size)

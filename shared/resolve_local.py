@@ -83,19 +83,22 @@ class LocalResolver(Resolver):
             for target, h in zip(targets, hashed_files, strict=True)
         ]
 
-    def fetch(self, entry: ManifestEntry, dest: str, *, storage_options: StorageOptions) -> None:
+    def fetch(
+        self, entry: ManifestEntry, dest: str, *, storage_options: StorageOptions
+    ) -> str | None:
         path = local_path(entry.ref or "")
         if checksum_disabled(entry):
             import fsspec
 
-            download_tree(fsspec.filesystem("file"), path, dest)
-            return
+            return download_tree(fsspec.filesystem("file"), path, dest)
         try:
             fh = open(path, "rb")  # noqa: SIM115 - closed below, after the verified copy
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as err:
             raise SourceNotFound(f"entry {entry.path!r}: {entry.ref} no longer exists") from err
         with fh:
-            write_verified(dest, read_chunks(fh), entry=entry, md5=entry.digest, size=entry.size)
+            return write_verified(
+                dest, read_chunks(fh), entry=entry, md5=entry.digest, size=entry.size
+            )
 
 
 # -- any other fsspec protocol ---------------------------------------------------------------
@@ -177,19 +180,18 @@ class FsspecResolver(Resolver):
             counter.add()
             rel = str(obj["name"])[len(root) :].lstrip("/")
             entries.append(self._entry(fs, obj, entry_name(name, base, rel)))
-        if not entries:
-            raise SourceNotFound(f"{uri}: the directory holds no files")
         return entries
 
-    def fetch(self, entry: ManifestEntry, dest: str, *, storage_options: StorageOptions) -> None:
+    def fetch(
+        self, entry: ManifestEntry, dest: str, *, storage_options: StorageOptions
+    ) -> str | None:
         fs, path = self._fs(entry.ref or "", storage_options)
         if checksum_disabled(entry):
-            download_tree(fs, path, dest)
-            return
+            return download_tree(fs, path, dest)
         info = fs.info(path)
         digest, _extra = info_digest(entry.ref or "", info)
         if digest != entry.digest:
             raise corrupted(entry, f"digest {digest} now, {entry.digest} recorded")
         byte_md5 = entry.digest if _MD5_EXTRA.intersection(entry.extra) else None
         with fs.open(path, "rb") as fh:
-            write_verified(dest, read_chunks(fh), entry=entry, md5=byte_md5, size=entry.size)
+            return write_verified(dest, read_chunks(fh), entry=entry, md5=byte_md5, size=entry.size)

@@ -68,12 +68,27 @@ def fetch_to_cache(registry: Registry, entry: ManifestEntry) -> tuple[str, str]:
             registry.store.get_file(entry.digest, tmp)
             md5 = entry.digest
         else:
-            fetch_reference(entry, tmp, storage_options=None)
-            md5 = md5_file(tmp)
+            md5 = fetch_reference(entry, tmp, storage_options=registry.reference_options(entry))
+            md5 = md5 or md5_file(tmp)
         return registry.cache.insert(key, tmp, md5), md5
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _unverified(entry: ManifestEntry) -> bool:
+    """A reference added with ``checksum=False``: nothing to check it against."""
+    return entry.ref is not None and entry.extra.get("checksum") is False
+
+
+def _fetch_unverified(registry: Registry, entry: ManifestEntry, dest: Path) -> None:
+    """Copy a ``checksum=False`` reference (a file or a whole prefix) straight to ``dest``."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.artiflow-tmp-{os.getpid()}")
+    fetch_reference(entry, tmp, storage_options=registry.reference_options(entry))
+    if dest.is_dir():
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)
 
 
 def _materialise(cached: str, dest: Path) -> None:
@@ -108,23 +123,27 @@ def download(registry: Registry, artifact: Artifact, root: str | os.PathLike[str
     dests = [safe_join(base, e.path) for e in entries]
     expected = _expected_md5(entries, registry)
 
-    present = [i for i, d in enumerate(dests) if d.is_file()]
-    ok: set[int] = set()
+    # Unverified references count as present once they exist: there is nothing to compare.
+    ok = {i for i, e in enumerate(entries) if _unverified(e) and dests[i].exists()}
+    present = [i for i, d in enumerate(dests) if i not in ok and d.is_file()]
     if present:
         hashed = hash_files([dests[i] for i in present])
-        ok = {i for i, h in zip(present, hashed, strict=True) if h.digest == expected[i]}
+        ok |= {i for i, h in zip(present, hashed, strict=True) if h.digest == expected[i]}
     todo = [i for i in range(len(entries)) if i not in ok]
     if not todo:
         return base
 
-    def place(i: int) -> tuple[str, int, int, int, str]:
+    def place(i: int) -> tuple[str, int, int, int, str] | None:
+        if _unverified(entries[i]):
+            _fetch_unverified(registry, entries[i], dests[i])
+            return None
         cached, md5 = fetch_to_cache(registry, entries[i])
         _materialise(cached, dests[i])
         st = os.stat(dests[i])
         return (str(dests[i]), st.st_ino, st.st_size, st.st_mtime_ns, md5)
 
     with ThreadPoolExecutor(_WORKERS) as pool:
-        rows = list(pool.map(place, todo))
+        rows = [row for row in pool.map(place, todo) if row is not None]
     default_hash_cache().put_many(rows)  # the next download of this root is stat-only
     registry.cache.prune(keep=[cache_key(e) for e in entries])
     return base

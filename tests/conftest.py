@@ -49,6 +49,8 @@ def _artiflow_dirs(
     base = tmp_path_factory.mktemp("artiflow-env")
     monkeypatch.setenv("ARTIFLOW_HOME", str(base / "home"))
     monkeypatch.setenv("ARTIFLOW_HASH_CACHE", str(base / "hash-cache" / "hashes.db"))
+    monkeypatch.setenv("ARTIFLOW_CACHE_DIR", str(base / "blob-cache"))
+    monkeypatch.setenv("ARTIFLOW_ARTIFACT_DIR", str(base / "artifacts"))
 
 
 # -- S3 (moto) --------------------------------------------------------------------------------
@@ -213,6 +215,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _headers(self) -> bytes | None:
         self.requests.append((self.command, self.path))
         path = self._target()
+        if self.path.startswith("/redirect/"):
+            self.send_response(302)
+            self.send_header("Location", self.path[len("/redirect") :])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
         if self.path.startswith("/status/"):
             code = int(self.path.split("/")[2])
             self.send_response(code)
@@ -257,7 +265,8 @@ def http_server() -> Iterator[HTTPEnv]:
 
     Paths under ``/nohead/`` answer HEAD with 405 (to test the GET fallback), paths under
     ``/noetag/`` send no ETag, paths under ``/weak/`` a weak one (``W/"..."``), and
-    ``/status/<code>/...`` answers with that status. ``requests`` logs ``(method, path)``.
+    ``/status/<code>/...`` answers with that status, ``/redirect/<path>`` sends a 302 to
+    ``/<path>``. ``requests`` logs ``(method, path)``.
     """
     root = Path(tempfile.mkdtemp(prefix="artiflow-http-"))
     requests: list[tuple[str, str]] = []

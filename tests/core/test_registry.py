@@ -362,3 +362,16 @@ def test_check_probes_database_and_store(tmp_path, sqlite_url):
     blocker.write_text("x")
     with pytest.raises(errors.StoreError):
         af.Registry(store=str(blocker / "store"), database=sqlite_url).check()
+
+
+def test_unverified_prefix_reference_downloads_as_a_folder(registry, tmp_path, make_tree):
+    ext = make_tree(tmp_path / "ext", {"x/1.txt": "one", "x/2.txt": "two"})
+    art = af.Artifact("loose", "dataset")
+    (entry,) = art.add_reference((ext / "x").as_uri(), name="x", checksum=False)
+    assert entry.extra == {"checksum": False} and entry.size is None
+    with registry.run() as run:
+        run.log_artifact(art)
+    got = registry.artifact("loose:v0")
+    root = got.download(tmp_path / "out")
+    assert sorted(p.name for p in (root / "x").iterdir()) == ["1.txt", "2.txt"]
+    assert got.download(root) == root  # present: nothing to compare, nothing fetched again
