@@ -219,7 +219,11 @@ class Artifact:
         return self._put([entry], {target: hashed}, overwrite)[0]
 
     def add_dir(
-        self, local_path: str | os.PathLike[str], name: str | None = None, *, overwrite: bool = False
+        self,
+        local_path: str | os.PathLike[str],
+        name: str | None = None,
+        *,
+        overwrite: bool = False,
     ) -> list[ManifestEntry]:
         """Add every file under a local directory, below ``name/`` if given."""
         self._ensure_draft()

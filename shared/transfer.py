@@ -68,8 +68,8 @@ def fetch_to_cache(registry: Registry, entry: ManifestEntry) -> tuple[str, str]:
             registry.store.get_file(entry.digest, tmp)
             md5 = entry.digest
         else:
-            md5 = fetch_reference(entry, tmp, storage_options=registry.reference_options(entry))
-            md5 = md5 or md5_file(tmp)
+            fetched = fetch_reference(entry, tmp, storage_options=registry.reference_options(entry))
+            md5 = fetched or md5_file(tmp)
         return registry.cache.insert(key, tmp, md5), md5
     finally:
         if os.path.exists(tmp):
