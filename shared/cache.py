@@ -18,10 +18,12 @@ from collections.abc import Iterable, Sequence
 
 import platformdirs
 
-__all__ = ["DEFAULT_MAX_BYTES", "BlobCache", "default_cache_dir"]
+__all__ = ["DEFAULT_MAX_BYTES", "BlobCache", "CacheRow", "default_cache_dir"]
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_BYTES = 20 * 1024**3
+#: ``(key, size, inode, mtime_ns, md5, last_used)``
+CacheRow = tuple[str, int, int, int, str, float]
 
 
 def default_cache_dir() -> str:
@@ -107,19 +109,29 @@ class BlobCache:
         os.makedirs(folder, exist_ok=True)
         return os.path.join(folder, f"{os.getpid()}-{threading.get_ident()}-{time.time_ns()}")
 
-    def insert(self, key: str, verified_file: str, md5: str) -> str:
-        """Move a file whose content was just verified into the cache; returns its path."""
+    def place(self, key: str, verified_file: str, md5: str) -> CacheRow:
+        """Move a verified file into place; the row must then go to :meth:`record`.
+
+        Until it is recorded the file is invisible to lookups (a crash in between leaves an
+        orphan file that the next insert of the same key simply replaces).
+        """
         path = self.path_for(key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         os.chmod(verified_file, 0o444)
         os.replace(verified_file, path)
         st = os.stat(path)
+        return (key, st.st_size, st.st_ino, st.st_mtime_ns, md5, time.time())
+
+    def record(self, rows: Iterable[CacheRow]) -> None:
+        """Index placed files, in one transaction."""
         with self._db() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?)",
-                (key, st.st_size, st.st_ino, st.st_mtime_ns, md5, time.time()),
-            )
-        return path
+            db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def insert(self, key: str, verified_file: str, md5: str) -> str:
+        """Move a file whose content was just verified into the cache; returns its path."""
+        row = self.place(key, verified_file, md5)
+        self.record([row])
+        return self.path_for(key)
 
     def total_bytes(self) -> int:
         row = self._db().execute("SELECT COALESCE(SUM(size), 0) FROM entries").fetchone()

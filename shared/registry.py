@@ -194,8 +194,14 @@ class Registry:
                 if local is None:
                     raise ArtiflowError(f"entry {entry.path!r} has no local content to upload")
                 by_digest.setdefault(entry.digest, local)
-        missing = self.store.missing(by_digest)
-        sizes = list(self._uploads.map(self.store.put_file, [by_digest[d] for d in missing]))
+        todo = [by_digest[d] for d in sorted(self.store.missing(by_digest))]
+        # Batches keep per-file overhead low; a local store gains nothing from many threads.
+        batch = max(1, len(todo) // 2) if self.store.local else 4
+        chunks = [todo[k : k + batch] for k in range(0, len(todo), batch)]
+        put = self.store.put_file
+        sizes = [
+            n for part in self._uploads.map(lambda c: [put(f) for f in c], chunks) for n in part
+        ]
         with self._stats_lock:
             self.uploaded_bytes += sum(sizes)
             self.uploaded_blobs += sum(1 for s in sizes if s)

@@ -12,11 +12,12 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
+from .cache import CacheRow
 from .config import artifact_dir
 from .errors import CorruptedBlob, InvalidPath, SourceNotFound
 from .hashcache import default_hash_cache
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["cache_key", "default_root", "download", "fetch_to_cache", "safe_join", "verify"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 _WORKERS = 8
 
 
@@ -56,12 +58,8 @@ def cache_key(entry: ManifestEntry) -> str:
     return "ref/" + hashlib.md5(ident.encode(), usedforsecurity=False).hexdigest()
 
 
-def fetch_to_cache(registry: Registry, entry: ManifestEntry) -> tuple[str, str]:
-    """The cached, verified file for ``entry`` as ``(path, content md5)``; fetched if absent."""
-    key = cache_key(entry)
-    hit = registry.cache.lookup(key)
-    if hit is not None:
-        return hit
+def _fetch(registry: Registry, entry: ManifestEntry) -> CacheRow:
+    """Fetch one entry, verify it and place it in the cache (not yet indexed)."""
     tmp = registry.cache.temp_path()
     try:
         if entry.ref is None:
@@ -70,10 +68,30 @@ def fetch_to_cache(registry: Registry, entry: ManifestEntry) -> tuple[str, str]:
         else:
             fetched = fetch_reference(entry, tmp, storage_options=registry.reference_options(entry))
             md5 = fetched or md5_file(tmp)
-        return registry.cache.insert(key, tmp, md5), md5
+        return registry.cache.place(cache_key(entry), tmp, md5)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def fetch_to_cache(registry: Registry, entry: ManifestEntry) -> tuple[str, str]:
+    """The cached, verified file for ``entry`` as ``(path, content md5)``; fetched if absent."""
+    key = cache_key(entry)
+    hit = registry.cache.lookup(key)
+    if hit is not None:
+        return hit
+    row = _fetch(registry, entry)
+    registry.cache.record([row])
+    return registry.cache.path_for(key), row[4]
+
+
+def _batched(
+    pool: ThreadPoolExecutor, fn: Callable[[int], T], items: list[int], size: int
+) -> list[T]:
+    """``[fn(i) for i in items]`` on the pool, ``size`` items per task (tiny files would
+    otherwise cost more in futures and GIL hand-offs than in I/O)."""
+    chunks = [items[k : k + size] for k in range(0, len(items), size)]
+    return [r for part in pool.map(lambda chunk: [fn(i) for i in chunk], chunks) for r in part]
 
 
 def _unverified(entry: ManifestEntry) -> bool:
@@ -133,17 +151,33 @@ def download(registry: Registry, artifact: Artifact, root: str | os.PathLike[str
     if not todo:
         return base
 
-    def place(i: int) -> tuple[str, int, int, int, str] | None:
-        if _unverified(entries[i]):
-            _fetch_unverified(registry, entries[i], dests[i])
-            return None
-        cached, md5 = fetch_to_cache(registry, entries[i])
-        _materialise(cached, dests[i])
-        st = os.stat(dests[i])
-        return (str(dests[i]), st.st_ino, st.st_size, st.st_mtime_ns, md5)
+    keys = [cache_key(entries[i]) for i in todo]
+    cached = registry.cache.lookup_many(keys)  # one query, not one per file
+    fetch = [
+        i
+        for i, key in zip(todo, keys, strict=True)
+        if key not in cached and not _unverified(entries[i])
+    ]
 
-    with ThreadPoolExecutor(_WORKERS) as pool:
-        rows = [row for row in pool.map(place, todo) if row is not None]
+    # Local stores are CPU-bound: few threads, big batches. Remote ones wait on the network.
+    workers, batch = (2, 256) if registry.store.local else (_WORKERS, 8)
+    with ThreadPoolExecutor(workers) as pool:
+        # Fetch what the cache lacks (verified on the way in), index it in one transaction ...
+        placed = _batched(pool, lambda i: _fetch(registry, entries[i]), fetch, batch)
+        registry.cache.record(placed)
+        cached.update({row[0]: (registry.cache.path_for(row[0]), row[4]) for row in placed})
+
+        # ... then materialise every file from the cache by hard link (or copy).
+        def place(i: int) -> tuple[str, int, int, int, str] | None:
+            if _unverified(entries[i]):
+                _fetch_unverified(registry, entries[i], dests[i])
+                return None
+            path, md5 = cached[cache_key(entries[i])]
+            _materialise(path, dests[i])
+            st = os.stat(dests[i])
+            return (str(dests[i]), st.st_ino, st.st_size, st.st_mtime_ns, md5)
+
+        rows = [row for row in _batched(pool, place, todo, 256) if row is not None]
     default_hash_cache().put_many(rows)  # the next download of this root is stat-only
     registry.cache.prune(keep=[cache_key(e) for e in entries])
     return base
