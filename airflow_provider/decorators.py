@@ -35,11 +35,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
-import typing
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import attr
@@ -51,6 +48,18 @@ import artiflow
 from artiflow.airflow.assets import artifact_alias, artifact_asset, is_templated, static_name
 from artiflow.airflow.hooks import ArtifactHook
 from artiflow.airflow.lineage import ArtifactLineageMixin
+from artiflow.steps import (
+    Input,
+    InvalidSpec,
+    Output,
+    absorb_return,
+    check_keys,
+    draft_outputs,
+    parse_input,
+    parse_output,
+    require_filled,
+    wants_path,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -85,16 +94,15 @@ def _input_spec(key: str, value: Any) -> InputSpec:
     """Normalise one ``inputs`` entry (a reference, or a dict with ``ref``/``type``/``download``).
 
     The reference may still be a template or an XCom reference (resolved before execution), or
-    missing when the caller passes it as an argument of the call.
+    missing when the caller passes it as an argument of the call; once rendered,
+    :func:`artiflow.steps.parse_input` checks it.
     """
     if isinstance(value, Mapping):
-        unknown = set(value) - set(InputSpec.__annotations__)
-        if unknown:
-            raise TypeError(f"@task.artifact input {key!r}: unknown keys {sorted(unknown)}")
+        check_keys(Input, key, value)
         return InputSpec(**value)  # type: ignore[typeddict-item]
     if isinstance(value, str) or _is_xcom(value):
         return InputSpec(ref=value)
-    raise TypeError(
+    raise InvalidSpec(
         f"@task.artifact input {key!r} must be a reference string or "
         f'{{"ref": ..., "type": ..., "download": ...}}, got {value!r}'
     )
@@ -104,33 +112,6 @@ def _is_xcom(value: Any) -> bool:
     from airflow.sdk.definitions._internal.mixins import ResolveMixin
 
     return isinstance(value, ResolveMixin)
-
-
-def _output_spec(key: str, value: Any) -> OutputSpec:
-    if isinstance(value, str):
-        return OutputSpec(type=value, name=key)
-    if isinstance(value, Mapping) and isinstance(value.get("type"), str):
-        unknown = set(value) - set(OutputSpec.__annotations__)
-        if unknown:
-            raise TypeError(f"@task.artifact output {key!r}: unknown keys {sorted(unknown)}")
-        spec = OutputSpec(**value)  # type: ignore[typeddict-item]
-        spec.setdefault("name", key)
-        return spec
-    raise TypeError(
-        f"@task.artifact output {key!r} must be a type string or "
-        f'{{"type": ..., "name": ..., "aliases": [...]}}, got {value!r}'
-    )
-
-
-def _wants_path(func: Callable[..., Any], param: str) -> bool:
-    """Whether ``param`` is annotated ``Path`` (the function wants the downloaded directory)."""
-    annotation = inspect.signature(func).parameters[param].annotation
-    if isinstance(annotation, str):
-        try:
-            annotation = typing.get_type_hints(func).get(param, annotation)
-        except (NameError, TypeError):
-            return annotation in ("Path", "pathlib.Path")
-    return annotation is Path
 
 
 def _hide(func: Callable[..., Any], names: set[str]) -> Callable[..., Any]:
@@ -248,20 +229,12 @@ class _ArtifactDecoratedOperator(ArtifactLineageMixin, DecoratedOperator, Python
         return {**super().determine_kwargs(context), **self._injected}
 
     def execute(self, context: Context) -> Any:
-        inputs = {key: _input_spec(key, value) for key, value in self.inputs.items()}
-        outputs = {key: _output_spec(key, value) for key, value in self.outputs.items()}
+        inputs = {key: parse_input(key, value) for key, value in self.inputs.items()}
+        outputs = {key: _output(key, value) for key, value in self.outputs.items()}
         with self.hook.run(context, job_type=self.job_type) as run:
             self._artiflow_run = run
             injected = self._resolve_inputs(run, inputs)
-            drafts = {
-                key: artiflow.Artifact(
-                    spec["name"],
-                    spec["type"],
-                    description=spec.get("description"),
-                    metadata=spec.get("metadata"),
-                )
-                for key, spec in outputs.items()
-            }
+            drafts = draft_outputs(outputs)
             injected.update(drafts)
             self._injected = {
                 k: v for k, v in injected.items() if k in self._injected_names or self._accepts_any
@@ -271,47 +244,43 @@ class _ArtifactDecoratedOperator(ArtifactLineageMixin, DecoratedOperator, Python
             finally:
                 self._injected = {}
             # the body succeeded: only now are the outputs logged
-            passthrough = _absorb(returned, drafts)
+            absorbed = absorb_return(returned, drafts)
             _commit(run, drafts, outputs)
-        if passthrough is not _CONSUMED:
-            return passthrough
+        if not absorbed:
+            return returned
         return _xcom_refs(run, drafts, outputs)
 
-    def _resolve_inputs(self, run: TaskRun, inputs: dict[str, InputSpec]) -> dict[str, Any]:
+    def _resolve_inputs(self, run: TaskRun, inputs: dict[str, Input]) -> dict[str, Any]:
         """Use every input (recording the lineage edge); the Artifact, or its download."""
         resolved: dict[str, Any] = {}
         for key, spec in inputs.items():
-            ref = spec.get("ref")
-            if not isinstance(ref, str):
-                raise TypeError(
-                    f"@task.artifact input {key!r}: the reference resolved to {ref!r}, "
-                    "expected a string like 'name:v3'"
-                )
-            artifact = run.use_artifact(ref, type=spec.get("type"))
-            wants_path = spec.get("download") or (
-                key in self._injected_names and _wants_path(self._artifact_callable, key)
+            artifact = run.use_artifact(spec.ref, type=spec.type)
+            download = spec.download or (
+                key in self._injected_names and wants_path(self._artifact_callable, key)
             )
-            resolved[key] = artifact.download() if wants_path else artifact
+            resolved[key] = artifact.download() if download else artifact
         return resolved
 
 
-def _commit(
-    run: TaskRun, drafts: dict[str, artiflow.Artifact], outputs: dict[str, OutputSpec]
-) -> None:
+def _output(key: str, value: Any) -> Output:
+    """The parsed ``outputs`` entry; a distributed output is finished by another task."""
+    output = parse_output(key, value)
+    if output.mode == "finish":
+        raise InvalidSpec(
+            f"@task.artifact output {key!r}: distributed='finish' is not supported here; "
+            "upsert the parts and commit them with FinishArtifactOperator"
+        )
+    return output
+
+
+def _commit(run: TaskRun, drafts: dict[str, artiflow.Artifact], outputs: dict[str, Output]) -> None:
+    require_filled(drafts, outputs)
     for key, artifact in drafts.items():
-        spec = outputs[key]
-        if not len(artifact.manifest):
-            raise ValueError(
-                f"@task.artifact output {key!r} ({artifact.name}) is empty: add files to it "
-                "in the function, or return a path"
-            )
-        if spec.get("distributed"):
-            run.upsert_artifact(artifact, distributed_id=spec.get("distributed_id"))
+        output = outputs[key]
+        if output.mode == "upsert":
+            run.upsert_artifact(artifact, distributed_id=output.distributed_id)
         else:
-            run.log_artifact(artifact, aliases=list(spec.get("aliases") or []) or None)
-
-
-_CONSUMED = object()
+            run.log_artifact(artifact, aliases=list(output.aliases) or None)
 
 
 def _static_output_names(outputs: Mapping[str, Any]) -> dict[str, str]:
@@ -392,51 +361,13 @@ def _ref_name(ref: Any) -> str | None:
     return None
 
 
-def _add_source(artifact: artiflow.Artifact, source: str | os.PathLike[str]) -> None:
-    text = os.fspath(source)
-    if "://" in text:
-        artifact.add_reference(text)
-    elif Path(text).is_dir():
-        artifact.add_dir(text)
-    else:
-        artifact.add_file(text)
-
-
-def _is_source(value: Any) -> bool:
-    return isinstance(value, (str, os.PathLike))
-
-
-def _absorb(returned: Any, drafts: dict[str, artiflow.Artifact]) -> Any:
-    """Fill outputs from the function's return value; return what remains for XCom.
-
-    ``None`` -> nothing to fill. A path (or URI) -> the single output that is still empty.
-    ``{output: path}`` -> those outputs. Anything else is passed through to XCom unchanged.
-    """
-    if returned is None:
-        return _CONSUMED
-    empty = [key for key, artifact in drafts.items() if not len(artifact.manifest)]
-    if _is_source(returned) and len(empty) == 1:
-        _add_source(drafts[empty[0]], returned)
-        return _CONSUMED
-    if (
-        isinstance(returned, Mapping)
-        and returned
-        and set(returned) <= set(drafts)
-        and all(_is_source(v) for v in returned.values())
-    ):
-        for key, source in returned.items():
-            _add_source(drafts[key], source)
-        return _CONSUMED
-    return returned
-
-
 def _xcom_refs(
-    run: TaskRun, drafts: dict[str, artiflow.Artifact], outputs: dict[str, OutputSpec]
+    run: TaskRun, drafts: dict[str, artiflow.Artifact], outputs: dict[str, Output]
 ) -> Any:
     refs: dict[str, str | None] = {}
     for key, artifact in drafts.items():
-        if outputs[key].get("distributed"):
-            refs[key] = outputs[key].get("distributed_id") or run.distributed_id(artifact.name)
+        if outputs[key].mode == "upsert":
+            refs[key] = outputs[key].distributed_id or run.distributed_id(artifact.name)
         else:
             refs[key] = artifact.qualified_name
     if len(refs) == 1:

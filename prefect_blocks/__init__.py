@@ -15,12 +15,12 @@ from typing import Any
 # One distribution: the collection's version is artiflow's (Prefect also takes the block schema
 # version from the top-level package, ``artiflow.__version__``).
 from artiflow import __version__
+from artiflow.steps import Input, Output
 
 from .blocks import ArtifactRegistry
 from .clients import close_shared_registries, shared_registry
 from .identity import distributed_id_for, prefect_identity
 from .mirror import amirror_versions, artifact_key, asset_key, mirror_versions, report_assets
-from .specs import Input, Output
 from .tasks import artifact_task, log_artifact, use_artifact
 
 __all__ = [

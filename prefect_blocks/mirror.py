@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from artiflow.formatting import format_size
+
 if TYPE_CHECKING:
     import artiflow
 
@@ -170,15 +172,6 @@ class Producer:
         return text
 
 
-def _human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"  # pragma: no cover - the loop always returns
-
-
 def _plural(count: int) -> str:
     return "" if count == 1 else "s"
 
@@ -206,7 +199,7 @@ def render_markdown(
         ("version", f"`{version.version}`"),
         ("digest", f"`{version.digest}`"),
         ("aliases", aliases),
-        ("size", f"{_human_size(version.size)} in {version.files} file{_plural(version.files)}"),
+        ("size", f"{format_size(version.size)} in {version.files} file{_plural(version.files)}"),
         ("inputs", ", ".join(f"`{i}`" for i in inputs) or "none"),
         ("produced by", producer.describe() if producer else "unknown"),
     ]

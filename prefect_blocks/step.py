@@ -9,27 +9,32 @@ plain :class:`Step`, so a wrapped task stays picklable for the process-pool task
 from __future__ import annotations
 
 import inspect
-import os
-import typing
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
+
+from artiflow.steps import (
+    Input,
+    Output,
+    absorb_return,
+    draft_outputs,
+    require_filled,
+    wants_path,
+)
 
 from .blocks import ArtifactRegistry
 from .clients import aload_registry_block, load_registry_block, shared_registry
 from .identity import distributed_id_for, prefect_identity, producer, run_identity
 from .mirror import VersionSummary, amirror_versions, mirror_versions
-from .specs import Input, Output
 
 if TYPE_CHECKING:
     import artiflow
     from artiflow.runs import Run
 
-__all__ = ["Step", "add_source", "build_step", "execute_async", "execute_sync"]
+__all__ = ["Step", "build_step", "execute_async", "execute_sync"]
 
 
 @dataclass(frozen=True)
@@ -70,17 +75,6 @@ class _Prepared:
             self.stack.__exit__(type(err), err, err.__traceback__)
 
 
-def _wants_path(fn: Callable[..., Any], param: inspect.Parameter) -> bool:
-    """Whether a parameter is annotated ``Path`` (it wants the downloaded directory)."""
-    annotation = param.annotation
-    if isinstance(annotation, str):
-        try:
-            annotation = typing.get_type_hints(fn).get(param.name, annotation)
-        except (AttributeError, NameError, TypeError):  # unresolvable: judge by the text
-            return annotation in ("Path", "pathlib.Path")
-    return annotation is Path
-
-
 def build_step(
     fn: Callable[..., Any],
     inputs: Mapping[str, Input],
@@ -108,11 +102,7 @@ def build_step(
         if params[name].kind in (kinds.POSITIONAL_ONLY, kinds.VAR_POSITIONAL, kinds.VAR_KEYWORD):
             raise TypeError(f"{fn.__name__}() parameter {name!r} must accept a keyword argument")
     receives = frozenset(n for n in injected if n in params or accepts_any)
-    downloads = frozenset(
-        n
-        for n, spec in inputs.items()
-        if spec.download or (n in params and _wants_path(fn, params[n]))
-    )
+    downloads = frozenset(n for n, spec in inputs.items() if spec.download or wants_path(fn, n))
     kept = [p for p in params.values() if p.name not in injected]
     refs = [
         kinds(name, kinds.KEYWORD_ONLY, default=spec.ref, annotation="str")
@@ -185,8 +175,6 @@ def _prepare(
     identity: dict[str, Any],
 ) -> _Prepared:
     """Open the run, use the inputs and create the outputs (blocking I/O)."""
-    import artiflow
-
     bound = step.exposed.bind(*args, **kwargs)
     bound.apply_defaults()
     values = dict(bound.arguments)
@@ -202,11 +190,8 @@ def _prepare(
             prepared.consumed.append(used.qualified_name or used.name)
             if param in step.receives:
                 values[param] = used.download() if param in step.downloads else used
-        for param, out in step.outputs.items():
-            art = artiflow.Artifact(
-                out.name or param, out.type, description=out.description, metadata=out.metadata
-            )
-            prepared.produced[param] = art
+        prepared.produced = draft_outputs(step.outputs)
+        for param, art in prepared.produced.items():
             if param in step.receives:
                 values[param] = art
         if step.run_param:
@@ -216,47 +201,6 @@ def _prepare(
         raise
     prepared.args, prepared.kwargs = _call_arguments(step.signature, values)
     return prepared
-
-
-_CONSUMED = object()
-
-
-def _is_source(value: Any) -> bool:
-    return isinstance(value, (str, os.PathLike))
-
-
-def add_source(art: artiflow.Artifact, source: str | os.PathLike[str]) -> None:
-    text = os.fspath(source)
-    if "://" in text:
-        art.add_reference(text)
-    elif Path(text).is_dir():
-        art.add_dir(text)
-    else:
-        art.add_file(text)
-
-
-def _absorb(returned: Any, produced: Mapping[str, artiflow.Artifact]) -> Any:
-    """Fill outputs from the function's return value; return what remains for the caller.
-
-    ``None``: nothing to fill. A path or URI: the single output that is still empty.
-    ``{output: path}``: those outputs. Anything else is the task's result, unchanged.
-    """
-    if returned is None:
-        return _CONSUMED
-    empty = [param for param, art in produced.items() if not len(art.manifest)]
-    if _is_source(returned) and len(empty) == 1:
-        add_source(produced[empty[0]], returned)
-        return _CONSUMED
-    if (
-        isinstance(returned, Mapping)
-        and returned
-        and set(returned) <= set(produced)
-        and all(_is_source(v) for v in returned.values())
-    ):
-        for param, source in returned.items():
-            add_source(produced[param], source)
-        return _CONSUMED
-    return returned
 
 
 def _commit(step: Step, prepared: _Prepared, returned: Any) -> tuple[Any, list[VersionSummary]]:
@@ -269,14 +213,8 @@ def _commit(step: Step, prepared: _Prepared, returned: Any) -> tuple[Any, list[V
     committed: dict[str, artiflow.Artifact] = {}
     refs: dict[str, str] = {}
     try:
-        passthrough = _absorb(returned, prepared.produced)
-        for param, out in step.outputs.items():
-            art = prepared.produced[param]
-            if out.mode != "finish" and not len(art.manifest):
-                raise ValueError(
-                    f"output {param!r} ({art.name}) is empty: add files to it in the function, "
-                    "or return a path"
-                )
+        absorbed = absorb_return(returned, prepared.produced)
+        require_filled(prepared.produced, step.outputs)
         for param, out in step.outputs.items():
             art = prepared.produced[param]
             if out.mode == "log":
@@ -299,11 +237,11 @@ def _commit(step: Step, prepared: _Prepared, returned: Any) -> tuple[Any, list[V
         raise
     prepared.close()
     refs.update({param: art.qualified_name or art.name for param, art in committed.items()})
-    if passthrough is _CONSUMED:
+    if absorbed:
         ordered = [refs[param] for param in step.outputs if param in refs]
         result: Any = ordered[0] if len(ordered) == 1 else (refs or None)
     else:
-        result = passthrough
+        result = returned
     return result, [VersionSummary.of(art) for art in committed.values()]
 
 

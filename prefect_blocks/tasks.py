@@ -26,12 +26,13 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from artiflow.steps import InputSpec, OutputSpec, add_source, parse_input, parse_output
+
 from .blocks import ArtifactRegistry
 from .clients import load_registry_block, shared_registry
 from .identity import prefect_identity, producer, run_identity
 from .mirror import VersionSummary, mirror_versions, report_assets
-from .specs import InputSpec, OutputSpec, as_input, as_output
-from .step import add_source, build_step, execute_async, execute_sync
+from .step import build_step, execute_async, execute_sync
 
 if TYPE_CHECKING:
     from prefect import Task
@@ -119,8 +120,8 @@ def artifact_task(
             clean.add_file(tidy(raw.download() / "data.csv"))
         ```
     """
-    in_specs = {param: as_input(param, spec) for param, spec in (inputs or {}).items()}
-    out_specs = {param: as_output(param, spec) for param, spec in (outputs or {}).items()}
+    in_specs = {param: parse_input(param, spec) for param, spec in (inputs or {}).items()}
+    out_specs = {param: parse_output(param, spec) for param, spec in (outputs or {}).items()}
     task_kwargs.setdefault("cache_policy", NO_CACHE)
 
     def decorate(fn: F) -> Task[..., Any]:

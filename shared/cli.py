@@ -30,6 +30,7 @@ from rich.text import Text
 from . import __version__
 from .config import artiflow_home
 from .errors import ArtiflowError, DatabaseError, InvalidMetadata
+from .formatting import SHORT_UNITS, format_size
 from .lineage import producers
 from .registry import Registry
 
@@ -80,14 +81,7 @@ def _console(stderr: bool = False) -> Console:
 
 
 def _size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"  # pragma: no cover - the loop always returns
+    return format_size(n, SHORT_UNITS)
 
 
 def _when(value: datetime | None) -> str:

@@ -19,6 +19,8 @@ Every error is an :class:`ArtiflowError`; most are also the builtin that fits, s
     ├── TypeMismatch (ValueError)          a name owned by another type, or use_artifact(type=...)
     ├── ArtifactStateError                 operation not allowed in the artifact's state
     ├── DistributedError                   upsert/finish of a distributed artifact refused
+    ├── InvalidSpec (TypeError)            a step's inputs/outputs declaration is malformed
+    ├── EmptyOutput (ValueError)           a step returned without filling a declared output
     ├── StoreError (OSError)               blob store unreachable or refusing
     ├── CorruptedBlob                      bytes do not match their digest
     ├── DatabaseError                      metadata store unreachable or failing
@@ -34,11 +36,13 @@ __all__ = [
     "CorruptedBlob",
     "DatabaseError",
     "DistributedError",
+    "EmptyOutput",
     "EntryConflict",
     "EntryNotFound",
     "InvalidMetadata",
     "InvalidName",
     "InvalidPath",
+    "InvalidSpec",
     "MissingDependency",
     "SchemaOutOfDate",
     "SourceChanged",
@@ -117,6 +121,14 @@ class ArtifactStateError(ArtiflowError):
 
 class DistributedError(ArtiflowError):
     """A distributed artifact upsert or finish was refused."""
+
+
+class InvalidSpec(ArtiflowError, TypeError):
+    """An ``inputs`` or ``outputs`` entry has the wrong shape, an unknown key or a bad value."""
+
+
+class EmptyOutput(ArtiflowError, ValueError):
+    """A step's function returned without filling one of its outputs."""
 
 
 class StoreError(ArtiflowError, OSError):
