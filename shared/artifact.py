@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import threading
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +28,7 @@ from .hashing import HashedFile, gc_paused, hash_files, hash_tree
 from .manifest import Manifest, ManifestEntry
 from .naming import check_metadata, check_name, check_type, entry_path
 from .resolve import resolve_reference
+from .runs import LogFuture
 from .tables import PARTITIONED_SUFFIX, TABLE_SUFFIX, PartitionedTable, Table, is_table_part
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ class Artifact:
         self._lock = threading.Lock()
         self._tmpdir: str | None = None
         self._future: Future[Artifact] | None = None
-        self._failure_seen = False
+        self._reused = False
         self._registry: Registry | None = None
         self._record: VersionRecord | None = None
 
@@ -137,6 +138,12 @@ class Artifact:
         return None if self._record is None else f"v{self._record.index}"
 
     @property
+    def reused(self) -> bool:
+        """True when logging found identical content already committed and returned that
+        version instead of creating one (orchestrators then announce no new data)."""
+        return self._reused
+
+    @property
     def qualified_name(self) -> str | None:
         """``"name:v3"`` once committed, else ``None``."""
         return None if self._record is None else f"{self._name}:v{self._record.index}"
@@ -181,6 +188,11 @@ class Artifact:
                     f"entry {entry.path!r} already exists with other content; "
                     "pass overwrite=True to replace it"
                 )
+        clash = manifest.file_folder_clash(seen)
+        if clash is not None:
+            raise EntryConflict(
+                f"entry {clash[0]!r} would be both a file and the folder holding {clash[1]!r}"
+            )
 
     def _put(
         self,
@@ -358,19 +370,33 @@ class Artifact:
             if self._state == _DRAFT:
                 raise ArtifactStateError(f"artifact {self._name!r} was never logged")
             return self
+        if isinstance(future, LogFuture) and future.deferred and not future.done():
+            raise ArtifactStateError(
+                f"{self._name!r} is logged in an atomic run: it is committed when the run's "
+                "block exits"
+            )
         try:
             future.result(timeout)
         except TimeoutError:
             raise
         except BaseException:
-            self._failure_seen = True
+            if isinstance(future, LogFuture):
+                future.seen = True
             raise
         return self
 
-    def download(self, root: str | os.PathLike[str] | None = None) -> Path:
-        """Materialise every entry under ``root`` (verified, through the local cache)."""
+    def download(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Path:
+        """Materialise every entry under ``root`` (verified, through the local cache).
+
+        ``progress(files_done, files_total)`` is called as files land (from worker threads).
+        """
         self.wait()
-        return self._require_registry("download()")._download(self, root)
+        return self._require_registry("download()")._download(self, root, progress)
 
     def verify(self, root: str | os.PathLike[str] | None = None) -> None:
         """Raise :class:`~artiflow.errors.CorruptedBlob` if a file under ``root`` differs."""
@@ -400,7 +426,7 @@ class Artifact:
             self._state = _PENDING
             self._registry = registry
             self._future = future
-            self._failure_seen = False
+            self._reused = False
 
     def _abort_logging(self) -> None:
         """A failed log leaves the artifact as a draft the user can fix and log again."""
@@ -409,11 +435,17 @@ class Artifact:
             self._registry = None
 
     def _bind(
-        self, registry: Registry, record: VersionRecord, manifest: Manifest | None = None
+        self,
+        registry: Registry,
+        record: VersionRecord,
+        manifest: Manifest | None = None,
+        *,
+        reused: bool = False,
     ) -> None:
         with self._lock:
             self._registry = registry
             self._record = record
+            self._reused = reused
             self._state = _COMMITTED
             if manifest is not None:  # committed content differs from the draft (distributed)
                 self._manifest = manifest
@@ -431,7 +463,7 @@ class Artifact:
         art._lock = threading.Lock()
         art._tmpdir = None
         art._future = None
-        art._failure_seen = False
+        art._reused = False
         art._registry = registry
         art._record = record
         return art

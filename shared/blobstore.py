@@ -49,6 +49,20 @@ def open_store(url: str, storage_options: Mapping[str, Any] | None = None) -> Bl
     return BlobStore(fs, root, url=url)
 
 
+def _reported_md5(info: Mapping[str, Any]) -> str | None:
+    """The content MD5 an object store reports in ``info()``, if it reports one."""
+    md5_b64 = info.get("md5Hash")
+    if isinstance(md5_b64, str):
+        try:
+            return base64.b64decode(md5_b64).hex()
+        except ValueError:
+            return None
+    etag = str(info.get("ETag") or info.get("etag") or "").strip('"')
+    if len(etag) == 32 and "-" not in etag:  # a multipart ETag is "<md5 of md5s>-<parts>"
+        return etag.lower()
+    return None
+
+
 def _md5_bytes(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
@@ -191,9 +205,11 @@ class BlobStore:
                     fh.write(data)
                 os.chmod(tmp, 0o444)
                 os.replace(tmp, path)
-            except BaseException:
+            except BaseException as err:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
+                if isinstance(err, OSError):
+                    raise StoreError(f"cannot write blob {digest} to {self.url}: {err}") from err
                 raise
             return
         kwargs: dict[str, Any] = {}
@@ -232,14 +248,18 @@ class BlobStore:
             log.debug("could not remove temporary upload %s", path, exc_info=True)
 
     def _check_remote(self, path: str, digest: str, size: int) -> None:
+        """The stored object must have the size sent and, where the store reports one, the
+        MD5 (GCS ``md5Hash``; an S3 ETag that is not a multipart one)."""
         try:
             info = self.fs.info(path)
         except Exception as err:
             raise StoreError(f"blob {digest} is not readable after upload: {err}") from err
-        if int(info.get("size", -1)) != size:
+        stored = _reported_md5(info)
+        if int(info.get("size", -1)) != size or stored not in (None, digest):
             self._discard(path)
             raise CorruptedBlob(
-                f"store {self.url} holds {info.get('size')} bytes for blob {digest}, sent {size}"
+                f"store {self.url} holds {info.get('size')} bytes (md5 {stored}) for blob "
+                f"{digest}, sent {size}"
             )
 
     # ------------------------------------------------------------------ reads

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 
 import platformdirs
 
+from .errors import StoreError
+
 __all__ = ["DEFAULT_MAX_BYTES", "BlobCache", "CacheRow", "default_cache_dir"]
 
 log = logging.getLogger(__name__)
@@ -43,14 +45,20 @@ class BlobCache:
     def __init__(self, root: str | None = None, max_bytes: int | None = None) -> None:
         self.root = os.path.abspath(root or default_cache_dir())
         self.max_bytes = _default_max_bytes() if max_bytes is None else max_bytes
-        os.makedirs(self.root, exist_ok=True)
         self._local = threading.local()
-        with self._db() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, size INTEGER,"
-                " inode INTEGER, mtime_ns INTEGER, md5 TEXT, last_used REAL)"
-            )
-            db.execute("CREATE INDEX IF NOT EXISTS entries_lru ON entries(last_used)")
+        try:
+            os.makedirs(self.root, exist_ok=True)
+            with self._db() as db:
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, size INTEGER,"
+                    " inode INTEGER, mtime_ns INTEGER, md5 TEXT, last_used REAL)"
+                )
+                db.execute("CREATE INDEX IF NOT EXISTS entries_lru ON entries(last_used)")
+        except (OSError, sqlite3.Error) as err:
+            raise StoreError(
+                f"cannot use the download cache at {self.root} ({err}); "
+                "point ARTIFLOW_CACHE_DIR at a writable folder"
+            ) from err
 
     def _db(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

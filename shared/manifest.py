@@ -56,6 +56,14 @@ class ManifestEntry:
         )
 
 
+def _parents(path: str) -> Iterator[str]:
+    """``a/b/c`` → ``a``, ``a/b``."""
+    end = path.find("/")
+    while end != -1:
+        yield path[:end]
+        end = path.find("/", end + 1)
+
+
 def manifest_digest(entries: Iterable[ManifestEntry]) -> str:
     """MD5 (hex) over the sorted ``path:digest`` lines: the artifact's content identity."""
     h = hashlib.md5(usedforsecurity=False)
@@ -70,8 +78,9 @@ class Manifest:
     def __init__(self, entries: Iterable[ManifestEntry] = ()) -> None:
         self._entries: dict[str, ManifestEntry] = {}
         self._sorted: Mapping[str, ManifestEntry] | None = None
+        self._folders: dict[str, int] = {}  # folder path -> number of entries below it
         for entry in entries:
-            self._entries[entry.path] = entry
+            self._put(entry)
 
     # -- reading ---------------------------------------------------------------------------
     @property
@@ -111,16 +120,35 @@ class Manifest:
         return sum(e.size or 0 for e in self._entries.values())
 
     # -- changing (the artifact guards these) --------------------------------------------
+    def file_folder_clash(self, paths: Iterable[str]) -> tuple[str, str] | None:
+        """A pair ``(file, path below it)`` if adding ``paths`` would make one path both a file
+        and a folder (``a`` and ``a/b``): such a version could never be downloaded."""
+        new = set(paths)
+        for path in new:
+            if path in self._folders:
+                below = next(p for p in self._entries if p.startswith(path + "/"))
+                return path, below
+            for folder in _parents(path):
+                if folder in self._entries or folder in new:
+                    return folder, path
+        return None
+
     def _put(self, entry: ManifestEntry) -> None:
+        if entry.path not in self._entries:
+            for folder in _parents(entry.path):
+                self._folders[folder] = self._folders.get(folder, 0) + 1
         self._entries[entry.path] = entry
         self._sorted = None
 
     def _drop(self, path: str) -> None:
         del self._entries[path]
+        for folder in _parents(path):
+            left = self._folders[folder] - 1
+            if left:
+                self._folders[folder] = left
+            else:
+                del self._folders[folder]
         self._sorted = None
-
-    def copy(self) -> Manifest:
-        return Manifest(self._entries.values())
 
     # -- serialisation -----------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -31,12 +32,28 @@ from .migrate import ensure_schema
 from .naming import check_alias, check_name
 from .records import RunInfo, VersionRecord
 
-__all__ = ["MetaStore", "parse_ref", "utcnow"]
+__all__ = ["MetaStore", "VersionSpec", "parse_ref", "utcnow"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _VERSION_RE = re.compile(r"v(\d+)")
 _RETRIES = 30
+
+
+@dataclass(frozen=True)
+class VersionSpec:
+    """What one commit writes: the version's content identity, description and producers."""
+
+    name: str
+    type: str
+    digest: str
+    manifest_key: str
+    size: int
+    file_count: int
+    description: str | None
+    metadata: Mapping[str, Any]
+    run_ids: tuple[str, ...]
+    aliases: tuple[str, ...] = ()
 
 
 def utcnow() -> datetime:
@@ -65,8 +82,12 @@ def parse_ref(ref: str) -> tuple[str, str]:
 
 
 def _sqlite_engine(url: sa.URL) -> Engine:
+    in_memory = url.database in (None, "", ":memory:")
     engine = sa.create_engine(
-        url, connect_args={"timeout": 60, "check_same_thread": False}, pool_pre_ping=False
+        url,
+        connect_args={"timeout": 60, "check_same_thread": False},
+        # An in-memory database lives in its connection: share that one connection.
+        poolclass=sa.pool.StaticPool if in_memory else None,
     )
 
     @event.listens_for(engine, "connect")
@@ -112,8 +133,9 @@ def create_engine(url: str) -> Engine:
 
 
 def _is_retryable(err: exc.DBAPIError) -> bool:
-    if isinstance(err, exc.IntegrityError):
-        return True
+    if isinstance(err, exc.IntegrityError):  # a racing insert, not a broken reference
+        text = str(err.orig).lower()
+        return "unique" in text or "duplicate key" in text
     text = str(err.orig).lower()
     return any(
         s in text
@@ -379,6 +401,74 @@ class MetaStore:
                 "(a name belongs to one type forever)"
             )
 
+    def _commit_one(self, conn: Connection, spec: VersionSpec) -> tuple[int, bool]:
+        """Inside a transaction: dedupe or allocate, move aliases, record output usage."""
+        artifact_id = self._lock_artifact(conn, spec.name, spec.type)
+        existing = conn.execute(
+            sa.select(t.versions.c.id)
+            .where(t.versions.c.artifact_id == artifact_id, t.versions.c.digest == spec.digest)
+            .order_by(t.versions.c.index)
+            .limit(1)
+        ).first()
+        now = utcnow()
+        if existing is not None:
+            version_id, created = int(existing.id), False
+        else:
+            top = conn.execute(
+                sa.select(sa.func.max(t.versions.c.index)).where(
+                    t.versions.c.artifact_id == artifact_id
+                )
+            ).scalar()
+            version_id = conn.execute(
+                sa.insert(t.versions)
+                .values(
+                    artifact_id=artifact_id,
+                    index=0 if top is None else int(top) + 1,
+                    digest=spec.digest,
+                    manifest_key=spec.manifest_key,
+                    size=spec.size,
+                    file_count=spec.file_count,
+                    description=spec.description,
+                    metadata=dict(spec.metadata),
+                    created_at=now,
+                    created_by=spec.run_ids[0] if spec.run_ids else None,
+                )
+                .returning(t.versions.c.id)
+            ).scalar_one()
+            created = True
+        for alias in [*spec.aliases, *(["latest"] if created else [])]:
+            conn.execute(
+                sa.delete(t.aliases).where(
+                    t.aliases.c.artifact_id == artifact_id, t.aliases.c.alias == alias
+                )
+            )
+            conn.execute(
+                sa.insert(t.aliases).values(
+                    artifact_id=artifact_id, alias=alias, version_id=version_id
+                )
+            )
+        for run_id in spec.run_ids:
+            self._add_usage(conn, run_id, version_id, "output", now)
+        return version_id, created
+
+    def commit_versions(self, specs: Sequence[VersionSpec]) -> list[tuple[VersionRecord, bool]]:
+        """Commit several versions in ONE transaction: all of them become visible, or none.
+
+        Each is deduped or numbered as :meth:`commit_version` does; ``created`` is False for
+        one that matched an existing version of its name.
+        """
+        for spec in specs:
+            for alias in spec.aliases:
+                check_alias(alias)
+        # Lock artifact rows in name order so two atomic runs cannot deadlock each other.
+        order = sorted(range(len(specs)), key=lambda i: specs[i].name)
+
+        def txn(conn: Connection) -> dict[int, tuple[int, bool]]:
+            return {i: self._commit_one(conn, specs[i]) for i in order}
+
+        done = self.write(txn)
+        return [(self.get_version(done[i][0]), done[i][1]) for i in range(len(specs))]
+
     def commit_version(
         self,
         *,
@@ -394,61 +484,27 @@ class MetaStore:
         aliases: Iterable[str] = (),
         on_commit: Callable[[Connection, int], None] | None = None,
     ) -> tuple[VersionRecord, bool]:
-        """The commit transaction: dedupe or allocate, move aliases, record output usage.
+        """The commit transaction for one version (see :meth:`_commit_one`).
 
         Returns ``(record, created)``; ``created`` is False when an existing version of the
-        same name had the same digest (the requested aliases then move to it).
+        same name had the same digest (the requested aliases then move to it). ``on_commit``
+        runs inside the same transaction with the version's id.
         """
-        wanted = [check_alias(a) for a in aliases]
+        spec = VersionSpec(
+            name=name,
+            type=type_,
+            digest=digest,
+            manifest_key=manifest_key,
+            size=size,
+            file_count=file_count,
+            description=description,
+            metadata=dict(metadata),
+            run_ids=tuple(run_ids),
+            aliases=tuple(check_alias(a) for a in aliases),
+        )
 
         def txn(conn: Connection) -> tuple[int, bool]:
-            artifact_id = self._lock_artifact(conn, name, type_)
-            existing = conn.execute(
-                sa.select(t.versions.c.id)
-                .where(t.versions.c.artifact_id == artifact_id, t.versions.c.digest == digest)
-                .order_by(t.versions.c.index)
-                .limit(1)
-            ).first()
-            now = utcnow()
-            if existing is not None:
-                version_id, created = int(existing.id), False
-            else:
-                top = conn.execute(
-                    sa.select(sa.func.max(t.versions.c.index)).where(
-                        t.versions.c.artifact_id == artifact_id
-                    )
-                ).scalar()
-                index = 0 if top is None else int(top) + 1
-                version_id = conn.execute(
-                    sa.insert(t.versions)
-                    .values(
-                        artifact_id=artifact_id,
-                        index=index,
-                        digest=digest,
-                        manifest_key=manifest_key,
-                        size=size,
-                        file_count=file_count,
-                        description=description,
-                        metadata=dict(metadata),
-                        created_at=now,
-                        created_by=run_ids[0] if run_ids else None,
-                    )
-                    .returning(t.versions.c.id)
-                ).scalar_one()
-                created = True
-            for alias in [*wanted, *(["latest"] if created else [])]:
-                conn.execute(
-                    sa.delete(t.aliases).where(
-                        t.aliases.c.artifact_id == artifact_id, t.aliases.c.alias == alias
-                    )
-                )
-                conn.execute(
-                    sa.insert(t.aliases).values(
-                        artifact_id=artifact_id, alias=alias, version_id=version_id
-                    )
-                )
-            for run_id in run_ids:
-                self._add_usage(conn, run_id, version_id, "output", now)
+            version_id, created = self._commit_one(conn, spec)
             if on_commit is not None:
                 on_commit(conn, version_id)
             return version_id, created

@@ -6,23 +6,35 @@ import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 from .errors import SchemaOutOfDate
 
-__all__ = ["VERSION_TABLE", "current_revision", "ensure_schema", "head_revision", "upgrade"]
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+__all__ = [
+    "HEAD",
+    "VERSION_TABLE",
+    "current_revision",
+    "ensure_schema",
+    "head_revision",
+    "upgrade",
+]
 
 VERSION_TABLE = "artiflow_alembic_version"
+#: The newest migration this artiflow ships; a test checks it against the scripts. Opening an
+#: up-to-date database compares with it and never imports Alembic (it costs a third of startup).
+HEAD = "0001"
 _PG_LOCK_KEY = 0x61727469  # "arti": serialises concurrent first opens on PostgreSQL
 
 
 def _config(conn: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", "artiflow:migrations")
     if conn is not None:
@@ -31,6 +43,9 @@ def _config(conn: Connection | None = None) -> Config:
 
 
 def head_revision() -> str:
+    """The head of the shipped migration scripts (what :data:`HEAD` must equal)."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_config()).get_current_head()
     if head is None:  # pragma: no cover - the package always ships revisions
         raise RuntimeError("artiflow ships no migrations")
@@ -38,8 +53,11 @@ def head_revision() -> str:
 
 
 def current_revision(conn: Connection) -> str | None:
-    ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-    return ctx.get_current_revision()
+    """The database's schema revision, or None for a database artiflow never touched."""
+    if not sa.inspect(conn).has_table(VERSION_TABLE):
+        return None
+    rows = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
+    return str(rows[0][0]) if rows else None
 
 
 @contextmanager
@@ -74,13 +92,15 @@ def _init_lock(engine: Engine) -> Iterator[Connection]:
 
 
 def _upgrade_on(conn: Connection, revision: str = "head") -> None:
+    from alembic import command
+
     command.upgrade(_config(conn), revision)
     conn.commit()
 
 
 def ensure_schema(engine: Engine) -> None:
     """Create a new database at the current head; refuse one that is older or newer."""
-    head = head_revision()
+    head = HEAD
     with engine.connect() as conn:
         current = current_revision(conn)
         conn.rollback()
@@ -95,6 +115,11 @@ def ensure_schema(engine: Engine) -> None:
             _upgrade_on(conn)
             return
     url = engine.url.render_as_string(hide_password=True)
+    if current is not None and current > head:
+        raise SchemaOutOfDate(
+            f"the artiflow database {url} is at schema revision {current!r}, newer than this "
+            f"artiflow ({head!r}); upgrade artiflow (pip install -U artiflow)"
+        )
     raise SchemaOutOfDate(
         f"the artiflow database {url} is at schema revision {current!r}, this artiflow needs "
         f"{head!r}; run `artiflow db upgrade --database '{url}'` (back it up first)"

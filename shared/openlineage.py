@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
+from .config import redact_url
 from .errors import MissingDependency
 from .records import RunInfo, VersionRecord
 
@@ -99,7 +100,7 @@ _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 def dataset_namespace(store_url: str) -> str:
     """The OpenLineage namespace of a registry's artifacts, from its store URL."""
     if "://" in store_url:
-        scheme, rest = store_url.split("://", 1)
+        scheme, rest = redact_url(store_url).split("://", 1)
         return f"artiflow+{scheme}://{rest.rstrip('/')}"
     return "artiflow+file://" + os.path.abspath(store_url)
 

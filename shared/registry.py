@@ -17,22 +17,22 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .artifact import Artifact
 from .blobstore import BlobStore, open_store
 from .cache import BlobCache
-from .config import artiflow_home
+from .config import artiflow_home, redact_url
 from .errors import ArtiflowError, InvalidMetadata, SourceChanged
 from .hashing import HashedFile, file_changed
 from .manifest import Manifest, ManifestEntry
-from .metastore import MetaStore
+from .metastore import MetaStore, VersionSpec
 from .openlineage import OpenLineageEmitter, resolve_emitter
 from .records import RunInfo, VersionRecord
-from .runs import Run
+from .runs import LogFuture, Run
 
 if TYPE_CHECKING:
     from .lineage import LineageGraph
@@ -97,7 +97,7 @@ class Registry:
         self.openlineage: OpenLineageEmitter | None = resolve_emitter(openlineage)
 
     def __repr__(self) -> str:
-        return f"Registry(store={self.store_url!r}, database={self.meta.safe_url!r})"
+        return f"Registry(store={redact_url(self.store_url)!r}, database={self.meta.safe_url!r})"
 
     def check(self) -> None:
         """Raise :class:`DatabaseError` or :class:`StoreError` unless both stores answer."""
@@ -118,11 +118,17 @@ class Registry:
         self.close()
 
     # ------------------------------------------------------------------ runs
-    def run(self, **identity: Any) -> Run:
+    def run(self, *, atomic: bool = False, **identity: Any) -> Run:
         """A step run (a context manager). Identity keys: ``orchestrator``, ``pipeline``,
         ``pipeline_run``, ``step``, ``step_run``, ``map_index``, ``attempt``, ``job_type``,
-        ``group``; anything else is kept as extra."""
-        return Run(self, identity)
+        ``group``; anything else is kept as extra.
+
+        ``atomic=True``: uploads still start at ``log_artifact``, but the versions logged in
+        the run are committed together, in one transaction, when its block exits cleanly; a
+        block that raises (or a failed upload) commits none of them. Orchestrator steps use it
+        so that a failed try commits nothing.
+        """
+        return Run(self, identity, atomic=atomic)
 
     def get_run(self, run_id: str) -> RunInfo:
         return self.meta.get_run(run_id)
@@ -161,13 +167,19 @@ class Registry:
         return lineage(self, ref, direction=direction, depth=depth)
 
     # ------------------------------------------------------------------ logging
-    def _submit_log(self, run: Run, artifact: Artifact, aliases: Sequence[str]) -> Future[Artifact]:
-        future: Future[Artifact] = Future()
+    def _submit_log(self, run: Run, artifact: Artifact, aliases: Sequence[str]) -> LogFuture:
+        """Upload in the background, then commit at once or, in an atomic run, stage."""
+        future = LogFuture(deferred=run.atomic)
         artifact._begin_logging(self, future)
 
         def job() -> None:
             try:
-                self._commit(run, artifact, aliases)
+                spec = self._stage(run, artifact, aliases)
+                if run.atomic:
+                    run._stage(artifact, spec, future)  # committed when the run's block exits
+                    return
+                record, created = self.meta.commit_versions([spec])[0]
+                self._bound(artifact, record, created)
             except BaseException as err:
                 artifact._abort_logging()
                 future.set_exception(err)
@@ -210,25 +222,27 @@ class Registry:
     def put_manifest(self, manifest: Manifest) -> str:
         return self.store.put_bytes(manifest.to_bytes())
 
-    def _commit(self, run: Run, artifact: Artifact, aliases: Sequence[str]) -> None:
-        self.meta.check_type(artifact.name, artifact.type)
+    def _stage(self, run: Run, artifact: Artifact, aliases: Sequence[str]) -> VersionSpec:
+        """Upload blobs and manifest: everything but the commit transaction."""
         manifest = self.upload_sources(artifact)
         manifest_key = self.put_manifest(manifest)
-        record, created = self.meta.commit_version(
+        return VersionSpec(
             name=artifact.name,
-            type_=artifact.type,
+            type=artifact.type,
             digest=manifest.digest,
             manifest_key=manifest_key,
             size=manifest.size,
             file_count=len(manifest),
             description=artifact.description,
             metadata=artifact.metadata,
-            run_ids=[run.id],
-            aliases=aliases,
+            run_ids=(run.id,),
+            aliases=tuple(aliases),
         )
+
+    def _bound(self, artifact: Artifact, record: VersionRecord, created: bool) -> None:
         if not created:
             log.info("%s: content unchanged, reusing %s", artifact.name, record.qualified_name)
-        artifact._bind(self, record)
+        artifact._bind(self, record, reused=not created)
 
     def reference_options(self, entry: ManifestEntry) -> dict[str, Any] | None:
         """fsspec options for fetching a reference: the store's own when the reference lives
@@ -271,10 +285,15 @@ class Registry:
         path, _ = fetch_to_cache(self, entry)
         return Path(path).read_bytes()
 
-    def _download(self, artifact: Artifact, root: str | os.PathLike[str] | None) -> Path:
+    def _download(
+        self,
+        artifact: Artifact,
+        root: str | os.PathLike[str] | None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Path:
         from .transfer import download
 
-        return download(self, artifact, root)
+        return download(self, artifact, root, progress)
 
     def _verify(self, artifact: Artifact, root: str | os.PathLike[str] | None) -> None:
         from .transfer import verify

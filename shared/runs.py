@@ -15,11 +15,35 @@ from .records import RunInfo
 
 if TYPE_CHECKING:
     from .artifact import Artifact
+    from .metastore import VersionSpec
     from .registry import Registry
 
-__all__ = ["Run", "RunInfo"]
+__all__ = ["LogFuture", "Run", "RunInfo"]
 
 log = logging.getLogger(__name__)
+
+
+class LogFuture(Future["Artifact"]):
+    """The outcome of one ``log_artifact``.
+
+    ``staged`` is set once the upload is over (committed, staged for an atomic run, or
+    failed); ``seen`` once ``artifact.wait()`` handed its failure to the caller, so leaving the
+    run does not raise it a second time; ``deferred`` while it waits for an atomic run's end.
+    """
+
+    def __init__(self, *, deferred: bool = False) -> None:
+        super().__init__()
+        self.staged = threading.Event()
+        self.seen = False
+        self.deferred = deferred
+
+    def set_result(self, result: Artifact) -> None:
+        super().set_result(result)
+        self.staged.set()
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        super().set_exception(exception)
+        self.staged.set()
 
 
 class Run:
@@ -27,15 +51,20 @@ class Run:
 
     Its row is written lazily, with the first artifact it uses or logs, so a run that touches
     nothing leaves nothing behind. Leaving the ``with`` block waits for every pending log and marks
-    the run ``finished``, or ``failed`` if the block raised or a log failed.
+    the run ``finished``, or ``failed`` if the block raised or a log failed unnoticed. In an
+    ``atomic`` run the logged versions are committed together when the block exits cleanly.
     """
 
-    def __init__(self, registry: Registry, identity: Mapping[str, Any]) -> None:
+    def __init__(
+        self, registry: Registry, identity: Mapping[str, Any], *, atomic: bool = False
+    ) -> None:
         self.registry = registry
         self.identity = dict(identity)
+        self.atomic = atomic
         self._info: RunInfo | None = None
         self._lock = threading.Lock()
-        self._pending: list[tuple[Artifact, Future[Artifact]]] = []
+        self._pending: list[LogFuture] = []
+        self._staged: list[tuple[Artifact, VersionSpec, LogFuture]] = []
         self._closed = False
 
     # ------------------------------------------------------------------ identity
@@ -85,7 +114,7 @@ class Run:
         self.registry.meta.check_type(artifact.name, artifact.type)
         future = self.registry._submit_log(self, artifact, wanted)
         with self._lock:
-            self._pending.append((artifact, future))
+            self._pending.append(future)
         return artifact
 
     def upsert_artifact(self, artifact: Artifact, distributed_id: str) -> Artifact:
@@ -110,35 +139,71 @@ class Run:
         if self._closed:
             raise ArtifactStateError("this run has finished; start a new one with registry.run()")
 
+    def _stage(self, artifact: Artifact, spec: VersionSpec, future: LogFuture) -> None:
+        """An atomic run's upload is done: keep it for the commit at the end of the block."""
+        with self._lock:
+            self._staged.append((artifact, spec, future))
+        future.staged.set()
+
     def wait(self) -> None:
-        """Wait for every pending log; re-raise the first failure."""
+        """Wait for every pending log; re-raise the first failure (not in an atomic run,
+        whose versions are committed when its block exits)."""
+        if self.atomic:
+            raise ArtifactStateError("an atomic run commits when its block exits")
         with self._lock:
             pending = list(self._pending)
-        wait([f for _, f in pending])
-        for _, future in pending:
+        wait(pending)
+        for future in pending:
             future.result()
 
-    def finish(self, failed: bool = False, exc: BaseException | None = None) -> None:
-        """Wait for pending logs, then mark the run finished or failed.
+    def _commit_staged(self, failed: bool) -> None:
+        with self._lock:
+            staged = list(self._staged)
+        if not staged:
+            return
+        upload_failed = any(f.exception() for f in self._pending if f.done())
+        if failed or upload_failed:
+            for artifact, _, future in staged:
+                artifact._abort_logging()
+                future.seen = True  # the block's own error (or the upload's) is what matters
+                future.set_exception(
+                    ArtifactStateError(f"{artifact.name!r} was not committed: its run failed")
+                )
+            return
+        try:
+            results = self.registry.meta.commit_versions([spec for _, spec, _ in staged])
+        except BaseException as err:
+            for artifact, _, future in staged:
+                artifact._abort_logging()
+                future.set_exception(err)
+            return
+        for (artifact, _, future), (record, created) in zip(staged, results, strict=True):
+            self.registry._bound(artifact, record, created)
+            future.set_result(artifact)
 
-        A log that failed makes the run failed; its error is raised here unless the caller
-        already saw it through ``artifact.wait()`` (or the block is failing anyway).
-        """
+    def finish(self, failed: bool = False, exc: BaseException | None = None) -> None:
+        """Wait for pending logs (committing an atomic run's), then mark the run finished or
+        failed. A failed log the caller did not already see through ``artifact.wait()`` makes
+        the run failed and is raised here (unless the block is failing anyway)."""
         if self._closed:
             return
         with self._lock:
             pending = list(self._pending)
-        wait([f for _, f in pending])
-        errors = [(a, f.exception()) for a, f in pending if f.exception() is not None]
+        for future in pending:
+            future.staged.wait()
+        if self.atomic:
+            self._commit_staged(failed)
+        wait(pending)
         self._closed = True
+        unseen = [f.exception() for f in pending if f.exception() is not None and not f.seen]
         if self._info is not None:
             self.registry.meta.finish_run(
-                self._info.id, "failed" if failed or errors else "finished"
+                self._info.id, "failed" if failed or unseen else "finished"
             )
             if self.registry.openlineage is not None:  # queues an event; never blocks
-                error = exc or next((e for _, e in errors if e is not None), None)
-                self.registry.openlineage.run_finished(self.registry, self._info.id, error)
-        unseen = [err for art, err in errors if not art._failure_seen]
+                self.registry.openlineage.run_finished(
+                    self.registry, self._info.id, exc or next(iter(unseen), None)
+                )
         if unseen and not failed and unseen[0] is not None:
             raise unseen[0]
 

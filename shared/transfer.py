@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -70,7 +71,9 @@ def _fetch(registry: Registry, entry: ManifestEntry) -> CacheRow:
             md5 = fetched or md5_file(tmp)
         return registry.cache.place(cache_key(entry), tmp, md5)
     finally:
-        if os.path.exists(tmp):
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp)
+        elif os.path.exists(tmp):
             os.unlink(tmp)
 
 
@@ -135,7 +138,16 @@ def _expected_md5(entries: Sequence[ManifestEntry], registry: Registry) -> list[
     return out
 
 
-def download(registry: Registry, artifact: Artifact, root: str | os.PathLike[str] | None) -> Path:
+#: ``progress(files_done, files_total)``, called from worker threads as files land.
+Progress = Callable[[int, int], None]
+
+
+def download(
+    registry: Registry,
+    artifact: Artifact,
+    root: str | os.PathLike[str] | None,
+    progress: Progress | None = None,
+) -> Path:
     base = Path(root) if root is not None else default_root(artifact)
     entries = list(artifact.manifest)
     dests = [safe_join(base, e.path) for e in entries]
@@ -148,6 +160,17 @@ def download(registry: Registry, artifact: Artifact, root: str | os.PathLike[str
         hashed = hash_files([dests[i] for i in present])
         ok |= {i for i, h in zip(present, hashed, strict=True) if h.digest == expected[i]}
     todo = [i for i in range(len(entries)) if i not in ok]
+    total, done, lock = len(entries), len(ok), threading.Lock()
+
+    def tick() -> None:
+        nonlocal done
+        if progress is not None:
+            with lock:
+                done += 1
+                progress(done, total)
+
+    if progress is not None:
+        progress(done, total)
     if not todo:
         return base
 
@@ -171,10 +194,12 @@ def download(registry: Registry, artifact: Artifact, root: str | os.PathLike[str
         def place(i: int) -> tuple[str, int, int, int, str] | None:
             if _unverified(entries[i]):
                 _fetch_unverified(registry, entries[i], dests[i])
+                tick()
                 return None
             path, md5 = cached[cache_key(entries[i])]
             _materialise(path, dests[i])
             st = os.stat(dests[i])
+            tick()
             return (str(dests[i]), st.st_ino, st.st_size, st.st_mtime_ns, md5)
 
         rows = [row for row in _batched(pool, place, todo, 256) if row is not None]
@@ -201,8 +226,11 @@ def verify(artifact: Artifact, root: str | os.PathLike[str] | None) -> None:
         else [e.digest if e.ref is None else None for e in entries]
     )
     problems: list[str] = []
-    present = [i for i, d in enumerate(dests) if d.is_file()]
-    problems += [f"missing: {entries[i].path}" for i in range(len(entries)) if i not in present]
+    loose = {i for i, e in enumerate(entries) if _unverified(e)}  # nothing to compare them with
+    problems += [f"missing: {entries[i].path}" for i in sorted(loose) if not dests[i].exists()]
+    present = [i for i, d in enumerate(dests) if i not in loose and d.is_file()]
+    found = loose | set(present)
+    problems += [f"missing: {entries[i].path}" for i in range(len(entries)) if i not in found]
     hashed = hash_files([dests[i] for i in present], cache=None)
     for i, h in zip(present, hashed, strict=True):
         entry = entries[i]
@@ -212,7 +240,12 @@ def verify(artifact: Artifact, root: str | os.PathLike[str] | None) -> None:
         elif entry.size is not None and h.size != entry.size:
             problems.append(f"changed: {entry.path} ({h.size} bytes, expected {entry.size})")
     known = {e.path for e in entries}
-    problems += [f"unexpected: {rel}" for _, rel in walk_files(base) if rel not in known]
+    folders = tuple(entries[i].path + "/" for i in loose)  # an unverified prefix's files
+    problems += [
+        f"unexpected: {rel}"
+        for _, rel in walk_files(base)
+        if rel not in known and not rel.startswith(folders)
+    ]
     if problems:
         shown = "; ".join(problems[:10]) + (
             f"; and {len(problems) - 10} more" if len(problems) > 10 else ""

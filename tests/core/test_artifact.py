@@ -220,3 +220,20 @@ def test_unlogged_artifact_has_no_version() -> None:
         art.wait()
     with pytest.raises(errors.ArtifactStateError):
         art.download()
+
+
+def test_a_path_cannot_be_both_a_file_and_a_folder(project: Path) -> None:
+    art = af.Artifact("cats", "dataset")
+    art.add_file(project / "model.h5", "a")
+    with pytest.raises(errors.EntryConflict, match="both a file and the folder"):
+        art.add_file(project / "model.h5", "a/b")
+    art.add_dir(project / "images", "imgs")
+    with pytest.raises(errors.EntryConflict, match="both a file and the folder"):
+        art.add_file(project / "model.h5", "imgs")
+    with pytest.raises(errors.EntryConflict):
+        with art.new_file("x/y/z.txt") as fh:
+            fh.write("fine")
+        art.add_file(project / "model.h5", "x/y")
+    assert sorted(art.manifest.entries) == ["a", "imgs/cat.png", "imgs/dog.png", "x/y/z.txt"]
+    art.remove("imgs")  # once the folder is gone, the name is free for a file
+    art.add_file(project / "model.h5", "imgs")

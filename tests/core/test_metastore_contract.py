@@ -60,6 +60,14 @@ class MetaStoreContract:
         with pytest.raises(errors.SchemaOutOfDate, match="artiflow db upgrade"):
             MetaStore(url)
 
+    def test_a_newer_schema_is_refused_naming_an_artiflow_upgrade(
+        self, store: MetaStore, url: str
+    ) -> None:
+        with store.engine.begin() as conn:
+            conn.execute(sa.text(f"UPDATE {migrate.VERSION_TABLE} SET version_num = '9999'"))
+        with pytest.raises(errors.SchemaOutOfDate, match="newer than this artiflow"):
+            MetaStore(url)
+
     def test_versions_count_up_and_dedupe(self, store: MetaStore) -> None:
         run = store.create_run({"pipeline": "p", "step": "s", "map_index": 3, "custom": "x"})
         assert run.extra == {"custom": "x"} and run.map_index == 3
@@ -129,6 +137,17 @@ class TestPostgresMetaStore(MetaStoreContract):
     @pytest.fixture
     def url(self, pg_url: str) -> str:
         return pg_url
+
+
+def test_head_constant_matches_the_shipped_migrations() -> None:
+    assert migrate.head_revision() == migrate.HEAD
+
+
+def test_in_memory_sqlite_works() -> None:
+    store = MetaStore("sqlite://")
+    run = store.create_run({})
+    assert _commit(store, "mem", "a" * 32, run.id)[0].index == 0
+    assert store.find("mem").index == 0
 
 
 def test_parse_ref() -> None:

@@ -29,7 +29,7 @@ def test_import_artiflow_imports_no_optional_backend() -> None:
     code = (
         "import sys, json, artiflow, artiflow.errors; "
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "{'s3fs','gcsfs','psycopg','airflow','prefect','openlineage','boto3','botocore'})))"
+        "{'s3fs','gcsfs','psycopg','airflow','prefect','openlineage','boto3','botocore','alembic'})))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
