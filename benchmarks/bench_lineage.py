@@ -1,10 +1,13 @@
 """Lineage benchmark: upstream closure of the last version of a 10,000-version chain on SQLite.
 
 The chain is ``run_i`` consumes ``chain:v{i-1}`` and produces ``chain:v{i}``; its rows are
-inserted in bulk straight into the tables (setup is not what is measured). The timed call is the
-public ``Registry.lineage("chain:v9999", direction="upstream")``: one recursive CTE plus turning
-the rows into the graph object; ``to_dict()`` (timed separately) then builds all 20,000 node
-and 19,999 edge records. Target: under 50 ms.
+inserted in bulk straight into the tables (setup is not what is measured). What is timed is what
+a caller gets: ``Registry.lineage("chain:v9999", direction="upstream")`` (one recursive CTE, its
+rows turned into 20,000 nodes and 19,999 edges) with every node and edge read once through
+``graph.nodes`` and ``graph.edges``. For scale, the recursive query alone (rows read, nothing
+built); and separately ``lineage().to_dict()``. Each result is dropped only after its clock
+stops; the garbage collector runs as it would for a caller.
+Target: under 50 ms.
 
     .venv/bin/python benchmarks/bench_lineage.py [--versions 10000] [--repeat 15]
 """
@@ -25,6 +28,7 @@ import sqlalchemy as sa
 
 from artiflow import Registry
 from artiflow import schema as t
+from artiflow.lineage import LineageGraph, _closure
 
 TARGET_MS = 50.0
 
@@ -108,23 +112,38 @@ def main() -> None:
                 raise SystemExit(
                     f"unexpected graph: {len(graph.nodes)} nodes, {len(graph.edges)} edges"
                 )
-            closure, closure_cpu = _time(
-                lambda: reg.lineage(ref, direction="upstream"), args.repeat
-            )
-            full, full_cpu = _time(
-                lambda: reg.lineage(ref, direction="upstream").to_dict(), args.repeat
-            )
+            timings = [
+                ("lineage() + read .nodes, .edges", lambda: _read_all(reg, ref)),
+                ("  of which the SQL query alone", lambda: _query_only(reg, ref)),
+                ("lineage().to_dict()", lambda: reg.lineage(ref, direction="upstream").to_dict()),
+            ]
+            results = [(label, *_time(fn, args.repeat)) for label, fn in timings]
             load = os.getloadavg()[0] / (os.cpu_count() or 1)
             print(
                 f"upstream closure of {ref} ({len(graph.nodes)} nodes, {len(graph.edges)} edges), "
                 f"median of {args.repeat} (load per CPU {load:.1f}):"
             )
-            verdict = "met" if closure < TARGET_MS else "MISSED"
-            print(
-                f"  Registry.lineage()            {closure:6.1f} ms wall {closure_cpu:6.1f} ms CPU"
-                f"  (target < {TARGET_MS:.0f} ms: {verdict})"
-            )
-            print(f"  Registry.lineage().to_dict()  {full:6.1f} ms wall {full_cpu:6.1f} ms CPU")
+            for i, (label, wall, cpu) in enumerate(results):
+                verdict = "met" if wall < TARGET_MS else "MISSED"
+                target = f"  (target < {TARGET_MS:.0f} ms: {verdict})" if i == 0 else ""
+                print(f"  {label:32} {wall:6.1f} ms wall {cpu:6.1f} ms CPU{target}")
+
+
+def _read_all(reg: Registry, ref: str) -> LineageGraph:
+    """What a caller gets: the graph, with every node and edge read once."""
+    graph = reg.lineage(ref, direction="upstream")
+    for _ in graph.nodes:
+        pass
+    for _ in graph.edges:
+        pass
+    return graph
+
+
+def _query_only(reg: Registry, ref: str) -> None:
+    """The recursive query of :func:`artiflow.lineage.lineage`, rows read and dropped."""
+    with reg.meta.read() as conn:
+        for _ in conn.execute(_closure(reg.meta.find(ref).id, "upstream")):
+            pass
 
 
 def _time(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
@@ -133,9 +152,10 @@ def _time(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
     wall, cpu = [], []
     for _ in range(repeat):
         start, start_cpu = time.perf_counter(), time.process_time()
-        fn()
+        result = fn()
         wall.append((time.perf_counter() - start) * 1000)
         cpu.append((time.process_time() - start_cpu) * 1000)
+        del result  # freeing it is not part of the call
     return statistics.median(wall), statistics.median(cpu)
 
 

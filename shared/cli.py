@@ -16,14 +16,13 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table as RichTable
 from rich.text import Text
 
@@ -235,27 +234,26 @@ def download_command(
     ref: str, directory: str | None, store: str | None, database: str | None
 ) -> None:
     """Download a version into DIR (default: $ARTIFLOW_ARTIFACT_DIR/NAME/VERSION), verified."""
-    from .transfer import default_root, fetch_to_cache
-
     with _open(store, database) as reg:
         art = reg.artifact(ref)
-        entries = list(art.manifest)
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),
-            DownloadColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files"),
             TimeRemainingColumn(),
         )
-        with Progress(*columns, console=_console(stderr=True), transient=True) as progress:
-            task = progress.add_task(
-                str(art.qualified_name), total=sum(e.size or 0 for e in entries)
-            )
-            with ThreadPoolExecutor(8) as pool:
-                futures = {pool.submit(fetch_to_cache, reg, e): e for e in entries}
-                for future in as_completed(futures):
-                    future.result()
-                    progress.advance(task, futures[future].size or 0)
-        root = art.download(directory if directory is not None else default_root(art))
+        console = _console(stderr=True)  # no bar when stderr is a pipe or a log file
+        with Progress(
+            *columns, console=console, transient=True, disable=not console.is_terminal
+        ) as progress:
+            task = progress.add_task(str(art.qualified_name), total=art.file_count)
+
+            def advance(files_done: int, files_total: int) -> None:
+                # Called from download worker threads; Progress.update takes the bar's own lock.
+                progress.update(task, completed=files_done, total=files_total)
+
+            root = art.download(directory, progress=advance)
         marker = {
             "artifact": art.qualified_name,
             "digest": art.digest,

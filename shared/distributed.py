@@ -197,7 +197,8 @@ def _run_text(meta: MetaStore, run_id: str) -> str:
 def _merge(
     run: Run, name: str, did: str, parts: Sequence[_Part], own: Manifest, finisher: str
 ) -> Manifest:
-    """Every part's entries plus ``own``; the same path with other content is an error."""
+    """Every part's entries plus ``own``. The same path with other content is an error, and so
+    is a path that is a file in one part and a folder (a prefix of another path) in another."""
     store, meta = run.registry.store, run.registry.meta
     with ThreadPoolExecutor(min(16, len(parts))) as pool:
         loaded = list(
@@ -212,6 +213,16 @@ def _merge(
                 raise DistributedError(
                     f"{_describe(name, did)}: entry {entry.path!r} was written with different "
                     f"content by {_run_text(meta, seen[1])} and {_run_text(meta, run_id)}"
+                )
+    for path, (_, run_id) in chosen.items():
+        segments = path.split("/")
+        for end in range(1, len(segments)):
+            folder = "/".join(segments[:end])
+            if folder in chosen:
+                raise DistributedError(
+                    f"{_describe(name, did)}: {folder!r} is a file from "
+                    f"{_run_text(meta, chosen[folder][1])} but a folder of {path!r} from "
+                    f"{_run_text(meta, run_id)}; a version cannot hold both"
                 )
     return Manifest(entry for entry, _ in chosen.values())
 

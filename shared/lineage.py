@@ -9,9 +9,10 @@ the runs that produced it, ``depth=2`` adds the versions those runs consumed, an
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, NamedTuple
+import operator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import cached_property, partial
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, overload
 
 import sqlalchemy as sa
 
@@ -35,7 +36,6 @@ __all__ = [
 DIRECTIONS: tuple[str, ...] = ("upstream", "downstream", "both")
 # per direction: (role of the usage from a reached version to the next run, role onwards)
 _ROLES = {"upstream": ("output", "input"), "downstream": ("input", "output")}
-_Walk = tuple[bool, Sequence[Sequence[Any]]]  # (upstream?, rows of _closure)
 
 
 class LineageNode(NamedTuple):
@@ -59,57 +59,95 @@ class LineageEdge(NamedTuple):
     target: str
 
 
+_T = TypeVar("_T", LineageNode, LineageEdge)
+
+
+class _Rows(Sequence[_T]):
+    """A read-only list of :class:`LineageNode` or :class:`LineageEdge`, held as plain tuples.
+
+    A large lineage has tens of thousands of nodes and edges. Plain tuples of strings drop out of
+    the garbage collector's tracking; as many named tuples kept alive would not, and each later
+    full collection would walk them all (tens of milliseconds for a 10,000-version chain). Items
+    become named tuples as they are read; equal to plain tuples and lists of either.
+    """
+
+    __slots__ = ("_make", "_rows")
+
+    def __init__(self, kind: type[_T], rows: list[tuple[str, ...]]) -> None:
+        self._make: Callable[[tuple[str, ...]], _T] = partial(tuple.__new__, kind)
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> _T: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[_T]: ...
+    def __getitem__(self, index: int | slice) -> _T | list[_T]:
+        if isinstance(index, slice):
+            return list(map(self._make, self._rows[index]))
+        return self._make(self._rows[index])
+
+    def __iter__(self) -> Iterator[_T]:
+        return map(self._make, self._rows)
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._rows
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _Rows):
+            return self._rows == other._rows
+        return self._rows == other if isinstance(other, list) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+
 class LineageGraph:
     """The runs and versions of a lineage query.
 
-    ``nodes`` lists the root first, then runs and versions by kind and label; ``edges`` are
-    sorted. Node ids are ``artifact:<version id>`` and ``run:<run id>``. The rows the database
-    returned are turned into nodes and edges on first use.
+    ``nodes`` (:class:`LineageNode`) lists the root first, then versions and runs, each by
+    label; ``edges`` (:class:`LineageEdge`) are sorted. Both are read-only sequences. Node ids
+    are ``artifact:<version id>`` and ``run:<run id>``.
     """
 
-    def __init__(self, root: LineageNode, direction: str, walks: Sequence[_Walk] = ()) -> None:
+    def __init__(
+        self,
+        root: LineageNode,
+        direction: str,
+        nodes: Iterable[tuple[str, str, str, str, str]] = (),
+        edges: Iterable[tuple[str, str]] = (),
+    ) -> None:
         self.root = root.id
         self.direction = direction
-        self._root = root
-        self._walks = walks  # (upstream?, rows of _closure) per direction walked
-
-    @cached_property
-    def _graph(self) -> tuple[dict[str, LineageNode], set[LineageEdge]]:
-        nodes = {self.root: self._root}
-        edges: set[LineageEdge] = set()
-        for upstream, rows in self._walks:
-            _collect(rows, upstream, nodes, edges)
-        return nodes, edges
+        self._nodes: list[tuple[str, ...]] = [root, *nodes]  # nodes: all but the root
+        self._edges: list[tuple[str, ...]] = list(edges)
+        self.nodes: Sequence[LineageNode] = _Rows(LineageNode, self._nodes)
+        self.edges: Sequence[LineageEdge] = _Rows(LineageEdge, self._edges)
 
     def __repr__(self) -> str:
-        nodes, edges = self._graph
         return (
-            f"<LineageGraph {self._root.label} {self.direction}: "
-            f"{len(nodes)} nodes, {len(edges)} edges>"
+            f"<LineageGraph {self._nodes[0][2]} {self.direction}: "
+            f"{len(self._nodes)} nodes, {len(self._edges)} edges>"
         )
 
     @cached_property
-    def nodes(self) -> list[LineageNode]:
-        rest = sorted(
-            (n for n in self._graph[0].values() if n.id != self.root),
-            key=lambda n: (n.kind, n.label, n.detail, n.id),
-        )
-        return [self._root, *rest]
-
-    @cached_property
-    def edges(self) -> list[LineageEdge]:
-        return sorted(self._graph[1])
+    def _by_id(self) -> dict[str, tuple[str, ...]]:
+        return {n[0]: n for n in self._nodes}
 
     def node(self, node_id: str) -> LineageNode:
-        return self._graph[0][node_id]
+        return LineageNode._make(self._by_id[node_id])
 
     @cached_property
     def _adjacency(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
         parents: dict[str, list[str]] = {}
         children: dict[str, list[str]] = {}
-        for edge in self.edges:
-            parents.setdefault(edge.target, []).append(edge.source)
-            children.setdefault(edge.source, []).append(edge.target)
+        for source, target in self._edges:
+            parents.setdefault(target, []).append(source)
+            children.setdefault(source, []).append(target)
         return parents, children
 
     def parents(self, node_id: str) -> list[str]:
@@ -122,8 +160,8 @@ class LineageGraph:
 
     def to_dict(self) -> dict[str, list[dict[str, str]]]:
         return {
-            "nodes": [{"id": n.id, "kind": n.kind, "label": n.label} for n in self.nodes],
-            "edges": [{"source": e.source, "target": e.target} for e in self.edges],
+            "nodes": [{"id": i, "kind": k, "label": label} for i, k, label, *_ in self._nodes],
+            "edges": [{"source": s, "target": t} for s, t in self._edges],
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -159,7 +197,7 @@ class LineageGraph:
         return "\n".join(lines) + "\n"
 
     def _tree_label(self, node_id: str) -> str:
-        node = self._graph[0][node_id]
+        node = self.node(node_id)
         if node.kind == "artifact":
             return f"{node.label}  {node.detail}"
         failed = " (failed)" if node.status == "failed" else ""
@@ -167,7 +205,7 @@ class LineageGraph:
 
     def _grow(self, lines: list[str], up: bool, prefix: str, max_levels: int) -> None:
         def order(node_id: str) -> tuple[str, str, str]:
-            node = self._graph[0][node_id]
+            node = self.node(node_id)
             return node.label, node.detail, node_id
 
         def push(node_id: str, indent: str, level: int) -> None:
@@ -316,26 +354,46 @@ def _closure_within(start: int, direction: str, depth: int) -> sa.Select[Any]:
 def _collect(
     rows: Iterable[Sequence[Any]],
     upstream: bool,
-    nodes: dict[str, LineageNode],
-    edges: set[LineageEdge],
+    nodes: dict[str, tuple[str, str, str, str, str]],
+    edges: dict[tuple[str, str], None],
 ) -> None:
-    """Turn :func:`_closure` rows into nodes and edges (the hot loop of a large lineage)."""
-    add_edge, node, edge = edges.add, LineageNode, LineageEdge
-    for row in rows:
-        version_id, run_id, reached_from, name, type_, index = row[:6]
+    """Turn :func:`_closure` rows into nodes and edges (plain tuples, see :class:`_Rows`), in
+    one pass: the hot loop of a large lineage (a 10,000-version chain is 10,000 rows).
+
+    ``edges`` is a dict, not a set, so that it keeps the walk's order, which is nearly sorted
+    already and so sorts faster. ``rows`` may be a streamed result: rows read one at a time die
+    young, rather than swelling the garbage collector's oldest generation.
+    """
+    for (
+        version_id,
+        run_id,
+        reached_from,
+        name,
+        type_,
+        index,
+        pipeline,
+        step,
+        map_index,
+        attempt,
+        status,
+        pipeline_run,
+    ) in rows:
         run = "run:" + run_id
         if run not in nodes:
-            pipeline, step, map_index, attempt, status, pipeline_run = row[6:]
             label = run_label(run_id, pipeline, step, map_index, attempt)
-            nodes[run] = node(run, "run", label, pipeline_run or "", status)
+            nodes[run] = (run, "run", label, pipeline_run or "", status)
         if reached_from is not None:
             reached = f"artifact:{reached_from}"
-            add_edge(edge(run, reached) if upstream else edge(reached, run))
+            edges[(run, reached) if upstream else (reached, run)] = None
         if version_id is not None:
             version = f"artifact:{version_id}"
             if version not in nodes:
-                nodes[version] = node(version, "artifact", f"{name}:v{index}", type_)
-            add_edge(edge(version, run) if upstream else edge(run, version))
+                nodes[version] = (version, "artifact", f"{name}:v{index}", type_, "")
+            edges[(version, run) if upstream else (run, version)] = None
+
+
+#: The order of nodes after the root: versions before runs, then by label, detail and id.
+_NODE_ORDER = operator.itemgetter(1, 2, 3, 0)
 
 
 def lineage(
@@ -353,7 +411,8 @@ def lineage(
     _check_args(direction, depth)
     record = registry.meta.find(ref)
     root = LineageNode(f"artifact:{record.id}", "artifact", record.qualified_name, record.type)
-    walks: list[_Walk] = []
+    nodes: dict[str, tuple[str, str, str, str, str]] = {root.id: root}
+    edges: dict[tuple[str, str], None] = {}
     if depth != 0:
         ways = ("upstream", "downstream") if direction == "both" else (direction,)
         with registry.meta.read() as conn:
@@ -363,8 +422,9 @@ def lineage(
                     if depth is None
                     else _closure_within(record.id, way, depth)
                 )
-                walks.append((way == "upstream", conn.execute(query).all()))
-    return LineageGraph(root, direction, walks)
+                _collect(conn.execute(query), way == "upstream", nodes, edges)
+    del nodes[root.id]
+    return LineageGraph(root, direction, sorted(nodes.values(), key=_NODE_ORDER), sorted(edges))
 
 
 def run_versions(registry: Registry, run_id: str) -> list[tuple[str, VersionRecord]]:

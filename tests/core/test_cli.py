@@ -262,6 +262,67 @@ def test_download_to_the_default_dir(
     assert invoke("verify", str(target), *home.args).exit_code == 0
 
 
+def test_download_shows_file_progress_on_a_terminal(home: Home, tmp_path: Path) -> None:
+    result = invoke(
+        "download",
+        "demo-raw-readings:v0",
+        str(tmp_path / "raw"),
+        *home.args,
+        env={"TTY_COMPATIBLE": "1", "NO_COLOR": "1"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "demo-raw-readings:v0" in result.stderr and "4/4 files" in result.stderr
+    assert "demo-raw-readings:v0: 4 files" in result.stdout
+    plain = invoke("download", "demo-raw-readings:v0", str(tmp_path / "raw2"), *home.args)
+    assert plain.exit_code == 0 and plain.stderr == ""  # no bar into a pipe or a log
+
+
+@pytest.fixture
+def loose(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, list[str]]:
+    """A registry whose ``loose:v0`` is one folder reference added with ``checksum=False``;
+    returns the folder and the registry options."""
+    monkeypatch.setenv("ARTIFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("ARTIFLOW_HASH_CACHE", str(tmp_path / "hashes.db"))
+    source = tmp_path / "source"
+    (source / "sub").mkdir(parents=True)
+    (source / "a.txt").write_text("a")
+    (source / "sub" / "b.txt").write_text("bb")
+    database = f"sqlite:///{tmp_path / 'registry.db'}"
+    art = af.Artifact("loose", "dataset")
+    art.add_reference(source.as_uri(), name="x", checksum=False)
+    with (
+        af.Registry(store=tmp_path / "store", database=database, openlineage=False) as reg,
+        reg.run() as run,
+    ):
+        run.log_artifact(art).wait()
+    return source, ["--store", str(tmp_path / "store"), "--database", database]
+
+
+def test_download_of_an_unverified_folder_reference(
+    loose: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    _, args = loose
+    target = tmp_path / "out"
+    for _ in range(2):  # the second download finds it in place
+        result = invoke("download", "loose:v0", str(target), *args)
+        assert result.exit_code == 0, result.output
+        assert "loose:v0: 1 files" in result.stdout
+    assert (target / "x" / "a.txt").read_text() == "a"
+    assert (target / "x" / "sub" / "b.txt").read_text() == "bb"
+    ok = invoke("verify", str(target), *args)
+    assert ok.exit_code == 0 and "matches loose:v0" in ok.stdout
+
+
+def test_a_failed_download_is_a_one_line_error(
+    loose: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    source, args = loose
+    shutil.rmtree(source)
+    result = invoke("download", "loose:v0", str(tmp_path / "out"), *args)
+    assert "no such object or prefix" in one_line_error(result)
+    assert not (tmp_path / "out" / "x").exists()
+
+
 def test_verify_without_a_record(tmp_path: Path, home: Home) -> None:
     (tmp_path / "plain").mkdir()
     result = invoke("verify", str(tmp_path / "plain"), *home.args)

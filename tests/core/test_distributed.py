@@ -102,6 +102,41 @@ def test_same_path_different_content_names_both_runs(registry: af.Registry) -> N
         run.upsert_artifact(part(1), "clash")
 
 
+def file_part(path: str, text: str = "x") -> af.Artifact:
+    art = af.Artifact("parallel", "dataset")
+    with art.new_file(path) as fh:
+        fh.write(text)
+    return art
+
+
+@pytest.mark.parametrize("nested", ["out/part-0.csv", "out/deeper/part-0.csv"])
+def test_a_file_that_is_also_a_folder_names_both_runs(registry: af.Registry, nested: str) -> None:
+    """Part one writes the file ``out``, part two ``out/...``: no version could hold both (it
+    could never be downloaded), so finishing is refused."""
+    with registry.run(pipeline="par", step="file") as run:
+        run.upsert_artifact(file_part("out"), "nest")
+        file_run = run.id
+    with registry.run(pipeline="par", step="folder") as run:
+        run.upsert_artifact(file_part(nested), "nest")
+        folder_run = run.id
+    with registry.run() as run, pytest.raises(DistributedError) as info:
+        run.finish_artifact(finisher(table=False), "nest")
+    message = str(info.value)
+    assert file_run in message and folder_run in message
+    assert "par/file" in message and "par/folder" in message
+    assert "'out' is a file" in message and repr(nested) in message
+    with pytest.raises(af.ArtifactNotFound):
+        registry.artifact("parallel")  # nothing was committed
+
+
+def test_the_finishers_file_over_a_parts_folder_is_refused(registry: af.Registry) -> None:
+    upsert_parts(registry, "g", 1)  # parts/table_0.table.json
+    with registry.run(step="fin") as run, pytest.raises(DistributedError) as info:
+        run.finish_artifact(file_part("parts"), "g")
+    assert "'parts' is a file" in str(info.value) and "fin" in str(info.value)
+    assert "par/write[0]" in str(info.value)
+
+
 def test_a_crashed_finish_is_resumed(registry: af.Registry) -> None:
     """A finisher that died after closing leaves the row ``closing``: upserts are refused and
     the next finish completes it."""
@@ -202,9 +237,10 @@ def test_distributed_ids_are_per_name(registry: af.Registry) -> None:
 
 # ------------------------------------------------------------------------------ processes
 def _writer(store: str, database: str, group: str, i: int, start: Any) -> None:
+    """Upserts one part once every writer is ready (``start``: a barrier for all of them)."""
     reg = af.Registry(store=store, database=database, openlineage=False)
     try:
-        start.wait(60)
+        start.wait(60)  # a writer that never arrives breaks the barrier: the others fail
         with reg.run(pipeline="par", step="write", map_index=i) as run:
             run.upsert_artifact(part(i, rows=3), distributed_id=group)
     finally:
@@ -279,12 +315,11 @@ def test_writers_in_separate_processes(
     registry: af.Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ctx = _spawn(monkeypatch)
-    start = ctx.Event()
+    start = ctx.Barrier(4)  # each writer opens its registry, then all four upsert at once
     store, database = _urls(registry)
     writers = [
         ctx.Process(target=_writer, args=(store, database, "mp", i, start)) for i in range(4)
     ]
-    start.set()  # released together once all have started
     _run_all(writers)
     with registry.run(step="finish") as run:
         art = run.finish_artifact(finisher(), "mp")
@@ -299,12 +334,11 @@ def test_clash_across_processes_names_both_runs(
     registry: af.Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ctx = _spawn(monkeypatch)
-    start = ctx.Event()
+    start = ctx.Barrier(2)  # both writers upsert at once
     store, database = _urls(registry)
     procs = [
         ctx.Process(target=_clashing_writer, args=(store, database, i, start)) for i in range(2)
     ]
-    start.set()
     _run_all(procs)
     with registry.run() as run, pytest.raises(DistributedError) as info:
         run.finish_artifact(finisher(), "clash")

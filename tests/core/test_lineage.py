@@ -17,7 +17,7 @@ from sqlalchemy import event
 
 import artiflow as af
 from artiflow.errors import ArtifactNotFound, ArtiflowError, InvalidMetadata
-from artiflow.lineage import LineageGraph
+from artiflow.lineage import LineageEdge, LineageGraph, LineageNode
 
 
 def produce(
@@ -318,6 +318,24 @@ def test_graph_helpers(pipeline: Pipeline) -> None:
     assert graph.node(clean).label == "clean:v0"
     assert graph.node(clean).detail == "dataset"
     assert "clean:v0 both" in repr(graph)
+
+
+def test_nodes_and_edges_are_sequences_of_named_tuples(pipeline: Pipeline) -> None:
+    graph = pipeline.reg.lineage("clean:v0", direction="both")
+    nodes, edges = list(graph.nodes), list(graph.edges)
+    assert all(type(n) is LineageNode for n in nodes) and all(type(e) is LineageEdge for e in edges)
+    assert nodes[0] == graph.nodes[0] == graph.node(graph.root) and nodes[0].id == graph.root
+    kinds = [n.kind for n in nodes[1:]]  # after the root: versions, then runs, each by label
+    assert kinds == sorted(kinds) and {"artifact", "run"} == set(kinds)
+    for kind in ("artifact", "run"):
+        labels = [n.label for n in nodes[1:] if n.kind == kind]
+        assert labels == sorted(labels)
+    assert edges == sorted(edges) and len(graph.edges) == len(edges)
+    assert graph.nodes[1:] == nodes[1:] and graph.edges[-1] == edges[-1]
+    assert graph.edges == edges == [tuple(e) for e in edges]  # equal to lists of plain tuples
+    assert edges[0] in graph.edges and tuple(edges[0]) in graph.edges
+    assert ("run:nope", graph.root) not in graph.edges
+    assert repr(graph.edges) == repr(edges)
 
 
 # ------------------------------------------------------------------------------ how it is computed
