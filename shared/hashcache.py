@@ -191,21 +191,6 @@ class HashCache:
                     conn.execute("ROLLBACK")
                 self._failed(err, "update")
 
-    def forget(self, paths: Iterable[str]) -> None:
-        """Drop the rows of these absolute paths (e.g. files known to be gone)."""
-        with self._lock:
-            conn = self._connection()
-            if conn is None:
-                return
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executemany("DELETE FROM file_md5 WHERE path = ?", [(p,) for p in paths])
-                conn.execute("COMMIT")
-            except sqlite3.Error as err:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                self._failed(err, "forget")
-
     def clear(self) -> None:
         """Forget every cached hash."""
         with self._lock:

@@ -1,10 +1,12 @@
 """Fast MD5 of local files: parallel across cores, small files batched, through the hash cache.
 
-``hashlib`` releases the GIL while it digests more than 2 KiB, so large files are read in 1 MiB
-chunks by a pool of ``os.cpu_count()`` threads, and medium files go to the pool in batches of
-about 8 MiB. Tiny files are the opposite case: their cost is the Python and syscall overhead of
+``hashlib`` releases the GIL while it digests more than 2 KiB, so large files are hashed by a
+pool of ``os.cpu_count()`` threads, and medium files go to the pool in batches of about 8 MiB.
+Tiny files are the opposite case: their cost is the Python and syscall overhead of
 ``open``/``read``/``close``, which threads only slow down (they fight over the GIL), so the
-calling thread hashes them in one tight loop while the pool works on the rest.
+calling thread hashes them in one tight loop while the pool works on the rest. Whichever thread
+hashes a file, a file of ``CHUNK_SIZE`` or more is read in ``CHUNK_SIZE`` pieces into a reused
+buffer, so memory stays flat however large the files are.
 
 Every file is first looked up in the :class:`HashCache` by ``(path, inode, size, mtime_ns)``;
 re-adding an unchanged tree costs a ``stat`` per file and one bulk lookup. :func:`hash_tree`
@@ -23,7 +25,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO, Literal, cast
+from typing import Literal, cast
 
 from .errors import SourceChanged, SourceNotFound
 from .hashcache import HashCache, default_hash_cache
@@ -32,7 +34,6 @@ from .walk import StatKey, gc_paused, stat_tuple, walk_files, walk_stat
 __all__ = [
     "HashCache",
     "HashedFile",
-    "HashingReader",
     "default_hash_cache",
     "file_changed",
     "gc_paused",
@@ -46,7 +47,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1 << 20
-"""Bytes per ``readinto`` of a large file."""
+"""Bytes per ``readinto`` of a file this size or larger; smaller files take one ``read``."""
 SMALL_FILE = 16 << 10
 """Files below this size are hashed by the calling thread, one tight loop, no pool."""
 BATCH_BYTES = 8 << 20
@@ -130,12 +131,19 @@ def _md5_large(path: str) -> tuple[str, int]:
     return h.hexdigest(), total
 
 
-def _md5_small(items: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
-    """MD5 and byte count of each ``(path, size at stat)``: one ``read`` per small file."""
+def _md5_files(items: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+    """MD5 and byte count of each ``(path, size at stat)``.
+
+    A file under ``CHUNK_SIZE`` takes one ``read``; a larger one is streamed by
+    :func:`_md5_large`, so no read ever holds more than ``CHUNK_SIZE`` bytes of a file.
+    """
     out: list[tuple[str, int]] = []
     append, md5 = out.append, hashlib.md5
     o_open, o_read, o_close = os.open, os.read, os.close
     for path, size in items:
+        if size >= CHUNK_SIZE:
+            append(_md5_large(path))
+            continue
         try:
             fd = o_open(path, _O_RDONLY)
             try:
@@ -146,7 +154,7 @@ def _md5_small(items: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
             raise _missing(path, err) from err
         if len(data) == size:
             append((md5(data, usedforsecurity=False).hexdigest(), size))
-        else:  # a short read, or the file changed since stat: read it all, the caller checks
+        else:  # a short read, or the file changed since stat: stream it, the caller checks
             append(_md5_large(path))
     return out
 
@@ -154,61 +162,6 @@ def _md5_small(items: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
 def md5_file(path: str | os.PathLike[str]) -> str:
     """Hex MD5 of one file's content (no cache)."""
     return _md5_large(os.fspath(path))[0]
-
-
-class HashingReader:
-    """A read-only binary stream that digests what passes through it.
-
-    Wrap the file being uploaded: every ``read``/``readinto`` updates an MD5 and a byte count,
-    so the upload itself re-verifies the content against the digest taken at add time.
-    """
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self._md5 = _md5()
-        self.bytes_read = 0
-
-    def read(self, size: int | None = -1) -> bytes:
-        data = self._raw.read(-1 if size is None else size)
-        self._md5.update(data)
-        self.bytes_read += len(data)
-        return data
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:
-        data = self.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        return n
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def tell(self) -> int:
-        return self.bytes_read
-
-    def hexdigest(self) -> str:
-        """MD5 (hex) of every byte read so far."""
-        return self._md5.hexdigest()
-
-    def matches(self, digest: str, size: int | None = None) -> bool:
-        """True if the bytes read so far have this digest (and size, when given)."""
-        return self.hexdigest() == digest and (size is None or size == self.bytes_read)
-
-    def close(self) -> None:
-        self._raw.close()
-
-    @property
-    def closed(self) -> bool:
-        return bool(self._raw.closed)
-
-    def __enter__(self) -> HashingReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # -- hashing ----------------------------------------------------------------------------------
@@ -246,12 +199,6 @@ def _plan(misses: list[int], sizes: list[int]) -> tuple[list[int], list[list[int
     return small, tasks
 
 
-def _hash_task(items: list[tuple[str, int]]) -> list[tuple[str, int]]:
-    if len(items) == 1 and items[0][1] >= SMALL_FILE:
-        return [_md5_large(items[0][0])]
-    return _md5_small(items)
-
-
 def _hash_misses(paths: list[str], sizes: list[int], misses: list[int]) -> dict[int, str]:
     small, tasks = _plan(misses, sizes)
     results: dict[int, tuple[str, int]] = {}
@@ -262,10 +209,10 @@ def _hash_misses(paths: list[str], sizes: list[int], misses: list[int]) -> dict[
         if pool is not None:
             for task in tasks:
                 items = [(paths[i], sizes[i]) for i in task]
-                futures.append((task, pool.submit(_hash_task, items)))
-        else:
+                futures.append((task, pool.submit(_md5_files, items)))
+        else:  # one task, or one core: this thread hashes everything (large files still stream)
             small = small + [i for task in tasks for i in task]
-        for i, res in zip(small, _md5_small([(paths[i], sizes[i]) for i in small]), strict=True):
+        for i, res in zip(small, _md5_files([(paths[i], sizes[i]) for i in small]), strict=True):
             results[i] = res
         for task, future in futures:
             for i, res in zip(task, future.result(), strict=True):

@@ -7,7 +7,8 @@ protocol is one call::
     register_resolver(["myproto"], MyResolver())
 
 Built in: local paths and ``file://`` (content MD5 through the hash cache), ``http(s)://``
-(ETag and Content-Length), ``s3://`` (ETag, VersionId), ``gs://`` (md5Hash, generation).
+(ETag, else Content-Length and Last-Modified), ``s3://`` (ETag, VersionId), ``gs://``
+(md5Hash, generation).
 """
 
 from __future__ import annotations
@@ -121,10 +122,10 @@ def fetch_reference(
     """Download a reference entry's object to ``dest``, verified against the manifest.
 
     The bytes go to a temp file beside ``dest`` and are moved into place only once they match
-    what the entry recorded (MD5 for local files and GCS, ETag/VersionId for S3, ETag and
-    Content-Length for HTTP); a mismatch raises :class:`~artiflow.errors.CorruptedBlob` and
-    leaves nothing at ``dest``. Entries added with ``checksum=False`` are copied unverified
-    (a prefix becomes a directory at ``dest``).
+    what the entry recorded (MD5 for local files and GCS, ETag/VersionId for S3, ETag or
+    Last-Modified, and Content-Length for HTTP); a mismatch raises
+    :class:`~artiflow.errors.CorruptedBlob` and leaves nothing at ``dest``. Entries added with
+    ``checksum=False`` are copied unverified (a prefix becomes a directory at ``dest``).
 
     Returns the MD5 (hex) of the bytes written, so the caller need not read them again; None
     when ``dest`` is a directory.

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import importlib
 import logging
 import os
 import posixpath
 import shutil
+import sys
 import urllib.error
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -163,12 +165,39 @@ def import_backend(module: str, extra: str) -> ModuleType:
         ) from err
 
 
-_BACKEND_MODULES = ("botocore", "aiobotocore", "gcsfs", "google", "aiohttp", "s3fs", "fsspec")
+_OWN_MODULES = frozenset({"artiflow", "builtins", "__main__"}) | sys.stdlib_module_names
+
+
+def _top_module(name: object) -> str:
+    return str(name or "").split(".", 1)[0]
+
+
+def _from_backend(err: BaseException) -> bool:
+    """True if ``err`` is a third-party type, or was raised in or through third-party code.
+
+    A backend (fsspec, s3fs, botocore, gcsfs, an fsspec plugin...) may raise a builtin such as
+    ``TypeError`` from its own code; the traceback tells it apart from a bug in artiflow.
+    """
+    if _top_module(type(err).__module__) not in _OWN_MODULES:
+        return True
+    tb = err.__traceback__
+    while tb is not None:
+        if _top_module(tb.tb_frame.f_globals.get("__name__")) not in _OWN_MODULES:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 @contextlib.contextmanager
 def backend_errors(uri: str) -> Iterator[None]:
-    """The one boundary where backend exceptions become artiflow errors (``raise ... from``)."""
+    """The one boundary where backend exceptions become artiflow errors (``raise ... from``).
+
+    Artiflow's own errors pass unchanged. Not-found errors become :class:`SourceNotFound`;
+    ``OSError``, ``ValueError`` (which backends raise for bad listings, e.g. fsspec refusing a
+    key that would escape the download folder) and ``http.client`` errors (a truncated body)
+    become :class:`StoreError`; any other exception becomes :class:`StoreError` when it comes
+    from a backend, and is left alone when it is a bug here.
+    """
     try:
         yield
     except ArtiflowError:
@@ -185,10 +214,10 @@ def backend_errors(uri: str) -> Iterator[None]:
         raise StoreError(f"{uri}: access denied ({err})") from err
     except ImportError as err:
         raise MissingDependency(f"{uri}: a backend is missing: {err}") from err
-    except OSError as err:
+    except (OSError, ValueError, http.client.HTTPException) as err:
         raise StoreError(f"{uri}: {type(err).__name__}: {err}") from err
     except Exception as err:
-        if type(err).__module__.split(".")[0] in _BACKEND_MODULES:
+        if _from_backend(err):
             raise StoreError(f"{uri}: {type(err).__name__}: {err}") from err
         raise
 

@@ -1,5 +1,8 @@
 """The ``http(s)://`` resolver: ETag and Content-Length from a HEAD, with stdlib urllib.
 
+Without an ETag the digest is derived from the URL, Content-Length and Last-Modified (whichever
+the server sends; ``extra["digest_from"]`` names them), so changed content gets a new digest.
+
 A URL that carries credentials (``user:password@``) or a signed or secret query parameter is
 refused before any request: nothing secret may ever land in a manifest.
 """
@@ -143,6 +146,32 @@ def head(url: str) -> Message:
         return resp.headers  # type: ignore[no-any-return]
 
 
+#: ``extra`` key of the Last-Modified header behind a derived digest (checked again at fetch)
+_LAST_MODIFIED = "last_modified"
+
+
+def _derived_digest(
+    uri: str, size: int | None, last_modified: str | None
+) -> tuple[str, dict[str, Any]]:
+    """The digest and ``extra`` of a response without an ETag.
+
+    The MD5 of the URL plus whichever of Content-Length and Last-Modified were sent, so a
+    changed object gets a new digest whenever the server says anything about its version.
+    """
+    parts: list[object] = [uri]
+    sources = ["uri"]
+    if size is not None:
+        parts.append(size)
+        sources.append("size")
+    if last_modified:
+        parts.append(last_modified)
+        sources.append("mtime")
+    extra: dict[str, Any] = {DIGEST_FROM: "+".join(sources)}
+    if last_modified:
+        extra[_LAST_MODIFIED] = last_modified
+    return text_digest(*parts), extra
+
+
 class HttpResolver(Resolver):
     """``http://`` and ``https://`` objects; one entry per URL (there is no listing)."""
 
@@ -171,7 +200,8 @@ class HttpResolver(Resolver):
         etag = headers.get("ETag")
         if etag:
             return [ManifestEntry(target, normalise_etag(etag), size, uri, {"etag": etag})]
-        return [ManifestEntry(target, text_digest(uri), size, uri, {DIGEST_FROM: "uri"})]
+        digest, extra = _derived_digest(uri, size, headers.get("Last-Modified"))
+        return [ManifestEntry(target, digest, size, uri, extra)]
 
     def fetch(
         self, entry: ManifestEntry, dest: str, *, storage_options: StorageOptions
@@ -182,11 +212,14 @@ class HttpResolver(Resolver):
         with _opener.open(request, timeout=TIMEOUT) as resp:
             if checksum_disabled(entry):
                 return write_verified(dest, read_chunks(resp), entry=entry)
-                return
             recorded = entry.extra.get("etag")
             etag = resp.headers.get("ETag")
             if recorded and normalise_etag(etag or "") != normalise_etag(str(recorded)):
                 raise corrupted(entry, f"ETag {etag!r} now, {recorded!r} recorded")
+            recorded = entry.extra.get(_LAST_MODIFIED)
+            modified = resp.headers.get("Last-Modified")
+            if recorded and modified != recorded:
+                raise corrupted(entry, f"Last-Modified {modified!r} now, {recorded!r} recorded")
             length = _content_length(resp.headers)
             if entry.size is not None and length is not None and length != entry.size:
                 raise corrupted(entry, f"Content-Length {length} now, {entry.size} recorded")

@@ -3,7 +3,8 @@
 :func:`walk_files` lists a directory with ``os.scandir`` (the file type comes from the
 directory entry, no ``stat``). :func:`walk_stat` also stats every file, relative to an open
 directory descriptor where the platform allows (``fstatat``: one path component to resolve
-instead of the whole absolute path). ``artiflow.hashing`` re-exports both.
+instead of the whole absolute path). Both are one scanner; ``artiflow.hashing`` re-exports
+both.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import operator
 import os
 import threading
 from collections.abc import Iterator
+from typing import Any, cast
 
 from .errors import SourceNotFound
 
@@ -85,93 +87,55 @@ def walk_files(root: str | os.PathLike[str]) -> list[tuple[str, str]]:
     Sorted by relative path. Symlinks to files are followed; symlinked directories are not
     (they could loop) and, like broken links and special files, are skipped with a warning.
     """
+    return cast("list[tuple[str, str]]", _walk(root, with_stat=False))
+
+
+def walk_stat(root: str | os.PathLike[str]) -> list[tuple[str, str, StatKey]]:
+    """Like :func:`walk_files`, plus each file's :data:`StatKey`: ``(abs, rel, key)``."""
+    return cast("list[tuple[str, str, StatKey]]", _walk(root, with_stat=True))
+
+
+_FD_SCANDIR = os.scandir in os.supports_fd and hasattr(os, "O_DIRECTORY")
+_O_DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _walk(root: str | os.PathLike[str], *, with_stat: bool) -> list[tuple[Any, ...]]:
+    """The one scanner behind :func:`walk_files` and :func:`walk_stat`.
+
+    Where the platform allows, each directory is listed through an open descriptor, so the
+    ``stat`` behind ``DirEntry.is_file`` (for symlinks) and ``DirEntry.stat`` is an ``fstatat``
+    of one path component instead of a lookup of the whole absolute path.
+    """
     top = _directory(root)
-    out: list[tuple[str, str]] = []
+    out: list[tuple[Any, ...]] = []
+    append = out.append
     skipped: list[str] = []
     stack: list[tuple[str, str]] = [(top, "")]
     with gc_paused():
         while stack:
             directory, rel = stack.pop()
+            base = directory if directory.endswith(os.sep) else directory + os.sep
             try:
-                with os.scandir(directory) as it:
-                    for entry in it:
-                        if entry.is_dir(follow_symlinks=False):
-                            stack.append((entry.path, rel + entry.name + "/"))
-                        elif entry.is_file():
-                            out.append((entry.path, rel + entry.name))
-                        else:
-                            skipped.append(entry.path)
+                fd = os.open(directory, _O_DIRECTORY) if _FD_SCANDIR else None
+                try:
+                    with os.scandir(directory if fd is None else fd) as it:
+                        for entry in it:
+                            name = entry.name
+                            if entry.is_dir(follow_symlinks=False):
+                                stack.append((base + name, rel + name + "/"))
+                            elif not entry.is_file():
+                                skipped.append(base + name)
+                            elif with_stat:
+                                append((base + name, rel + name, stat_tuple(entry.stat())))
+                            else:
+                                append((base + name, rel + name))
+                finally:
+                    if fd is not None:
+                        os.close(fd)
             except OSError as err:
                 raise SourceNotFound(
-                    f"cannot list directory {directory!r}: {err.strerror}"
+                    f"cannot list directory {directory!r}: {err.strerror or err}"
                 ) from err
         out.sort(key=operator.itemgetter(1))
     _warn_skipped(top, skipped)
     return out
-
-
-_FD_SCANDIR = os.scandir in os.supports_fd and hasattr(os, "O_DIRECTORY")
-
-
-def walk_stat(root: str | os.PathLike[str]) -> list[tuple[str, str, StatKey]]:
-    """Like :func:`walk_files`, plus each file's :data:`StatKey`: ``(abs, rel, key)``.
-
-    The caller pauses the collector (:func:`gc_paused`) around this and what it builds.
-    """
-    top = _directory(root)
-    out: list[tuple[str, str, StatKey]] = []
-    skipped: list[str] = []
-    stack: list[tuple[str, str]] = [(top, "")]
-    while stack:
-        directory, rel = stack.pop()
-        try:
-            if _FD_SCANDIR:
-                _scan_fd(directory, rel, out, stack, skipped)
-            else:
-                _scan_path(directory, rel, out, stack, skipped)
-        except OSError as err:
-            raise SourceNotFound(f"cannot read {directory!r}: {err}") from err
-    out.sort(key=operator.itemgetter(1))
-    _warn_skipped(top, skipped)
-    return out
-
-
-def _scan_fd(
-    directory: str,
-    rel: str,
-    out: list[tuple[str, str, StatKey]],
-    stack: list[tuple[str, str]],
-    skipped: list[str],
-) -> None:
-    """One directory through its descriptor: ``DirEntry.stat`` becomes ``fstatat``."""
-    append, base = out.append, directory + "/"
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
-    try:
-        with os.scandir(fd) as it:
-            for entry in it:
-                name = entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append((base + name, rel + name + "/"))
-                elif entry.is_file():
-                    append((base + name, rel + name, stat_tuple(entry.stat())))
-                else:
-                    skipped.append(base + name)
-    finally:
-        os.close(fd)
-
-
-def _scan_path(
-    directory: str,
-    rel: str,
-    out: list[tuple[str, str, StatKey]],
-    stack: list[tuple[str, str]],
-    skipped: list[str],
-) -> None:
-    with os.scandir(directory) as it:
-        for entry in it:
-            if entry.is_dir(follow_symlinks=False):
-                stack.append((entry.path, rel + entry.name + "/"))
-            elif entry.is_file():
-                out.append((entry.path, rel + entry.name, stat_tuple(entry.stat())))
-            else:
-                skipped.append(entry.path)

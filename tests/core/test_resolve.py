@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import http.server
 import os
 import socket
 import sys
+import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -272,6 +275,36 @@ class _Md5MemoryFS(MemoryFileSystem):
         return out
 
 
+def test_backend_value_error_is_a_store_error(memfs: Any, tmp_path: Path) -> None:
+    # A listing whose key climbs out of the prefix: fsspec refuses to copy it (ValueError).
+    memfs.pipe("/t/a.txt", b"a")
+    memfs.pipe("/t/../escape.txt", b"e")
+    (entry,) = resolve_reference("memory://t", checksum=False)
+    with pytest.raises(StoreError, match="ValueError") as err:
+        fetch_reference(entry, tmp_path / "out")
+    assert isinstance(err.value.__cause__, ValueError)
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "escape.txt").exists()
+
+
+class _BrokenMemoryFS(MemoryFileSystem):
+    """A filesystem plugin whose ``info`` fails with a builtin error of its own."""
+
+    protocol = "brokenmem"
+
+    def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        raise RuntimeError("backend exploded")
+
+
+def test_backend_builtin_error_is_a_store_error() -> None:
+    fsspec.register_implementation("brokenmem", _BrokenMemoryFS, clobber=True)
+    with pytest.raises(StoreError, match="RuntimeError: backend exploded") as err:
+        resolve_reference("brokenmem://b/k")
+    assert isinstance(err.value.__cause__, RuntimeError)
+    with pytest.raises(StoreError, match="backend exploded"):
+        fetch_reference(ManifestEntry("k", "0" * 32, 1, "brokenmem://b/k"), "/nonexistent/k")
+
+
 def test_generic_checksum_field_is_used(memfs: Any, tmp_path: Path) -> None:
     fsspec.register_implementation("md5mem", _Md5MemoryFS, clobber=True)
     memfs.pipe("/c/x.bin", b"payload")
@@ -311,9 +344,103 @@ def test_http_weak_and_missing_etag(http_server: HTTPEnv) -> None:
     assert weak.extra["etag"].startswith("W/")
     url = http_server.put("noetag/n.txt", b"n")
     (none,) = resolve_reference(url)
-    assert none.digest == md5(url.encode())
-    assert none.extra == {"digest_from": "uri"}
+    assert none.digest == md5(f"{url}\n1".encode())  # the URL and its Content-Length
+    assert none.extra == {"digest_from": "uri+size"}
     assert none.size == 1
+
+
+def test_http_without_etag_new_length_is_a_new_digest(http_server: HTTPEnv) -> None:
+    url = http_server.put("noetag/grows.csv", b"a,b\n")
+    (before,) = resolve_reference(url)
+    http_server.put("noetag/grows.csv", b"a,b\n1,2\n")
+    (after,) = resolve_reference(url)
+    assert (before.size, after.size) == (4, 8)
+    assert before.digest != after.digest
+    assert before.digest != md5(url.encode())  # not the URL alone, as checksum=False records
+
+
+@pytest.fixture
+def bare_http() -> Iterator[dict[str, Any]]:
+    """A stdlib HTTP server with one object and no ETag: ``state`` sets its body and headers.
+
+    ``state["headers"]`` are sent as given (e.g. Last-Modified); ``state["raw"]``, when set, is
+    written as the whole response to a GET (a broken one), then the connection closes.
+    """
+    state: dict[str, Any] = {"body": b"", "headers": {}, "raw": None}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _head(self) -> bytes:
+            body: bytes = state["body"]
+            self.send_response(200)
+            for key, value in state["headers"].items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            return body
+
+        def do_HEAD(self) -> None:
+            self._head()
+
+        def do_GET(self) -> None:
+            if state["raw"] is not None:
+                self.wfile.write(state["raw"])
+                self.close_connection = True
+                return
+            self.wfile.write(self._head())
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state["url"] = f"http://127.0.0.1:{server.server_address[1]}/object.bin"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_http_without_etag_new_last_modified_is_a_new_digest(
+    bare_http: dict[str, Any], tmp_path: Path
+) -> None:
+    url = bare_http["url"]
+    bare_http["body"] = b"version 1"
+    bare_http["headers"] = {"Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"}
+    (first,) = resolve_reference(url)
+    assert first.extra == {
+        "digest_from": "uri+size+mtime",
+        "last_modified": "Mon, 01 Jan 2024 00:00:00 GMT",
+    }
+    assert first.digest == md5(f"{url}\n9\nMon, 01 Jan 2024 00:00:00 GMT".encode())
+    assert fetch_reference(first, tmp_path / "v1.bin") == md5(b"version 1")
+
+    bare_http["body"] = b"version 2"  # same length, new content, new Last-Modified
+    bare_http["headers"] = {"Last-Modified": "Tue, 02 Jan 2024 00:00:00 GMT"}
+    (second,) = resolve_reference(url)
+    assert second.size == first.size
+    assert second.digest != first.digest
+    with pytest.raises(CorruptedBlob, match="Last-Modified"):
+        fetch_reference(first, tmp_path / "stale.bin")
+    assert not (tmp_path / "stale.bin").exists()
+
+    bare_http["headers"] = {}  # neither ETag nor Last-Modified: the URL and the length
+    (third,) = resolve_reference(url)
+    assert third.extra == {"digest_from": "uri+size"}
+
+
+def test_http_truncated_body_is_a_store_error(bare_http: dict[str, Any], tmp_path: Path) -> None:
+    # A chunk that announces 16 bytes and sends 5 before the connection closes.
+    bare_http["raw"] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nshort"
+    (unchecked,) = resolve_reference(bare_http["url"], checksum=False)
+    with pytest.raises(StoreError, match="IncompleteRead") as err:
+        fetch_reference(unchecked, tmp_path / "x.bin")
+    assert err.value.__cause__ is not None
+    assert not (tmp_path / "x.bin").exists()
 
 
 def test_http_errors(http_server: HTTPEnv) -> None:
