@@ -56,14 +56,6 @@ class ManifestEntry:
         )
 
 
-def _parents(path: str) -> Iterator[str]:
-    """``a/b/c`` → ``a``, ``a/b``."""
-    end = path.find("/")
-    while end != -1:
-        yield path[:end]
-        end = path.find("/", end + 1)
-
-
 def manifest_digest(entries: Iterable[ManifestEntry]) -> str:
     """MD5 (hex) over the sorted ``path:digest`` lines: the artifact's content identity."""
     h = hashlib.md5(usedforsecurity=False)
@@ -78,7 +70,7 @@ class Manifest:
     def __init__(self, entries: Iterable[ManifestEntry] = ()) -> None:
         self._entries: dict[str, ManifestEntry] = {}
         self._sorted: Mapping[str, ManifestEntry] | None = None
-        self._folders: dict[str, int] = {}  # folder path -> number of entries below it
+        self._folders: dict[str, int] = {}  # folder -> entries and folders directly in it
         for entry in entries:
             self._put(entry)
 
@@ -124,31 +116,48 @@ class Manifest:
         """A pair ``(file, path below it)`` if adding ``paths`` would make one path both a file
         and a folder (``a`` and ``a/b``): such a version could never be downloaded."""
         new = set(paths)
+        checked: set[str] = set()  # folders whose whole chain of parents is known to be fine
         for path in new:
             if path in self._folders:
                 below = next(p for p in self._entries if p.startswith(path + "/"))
                 return path, below
-            for folder in _parents(path):
+            folder = path.rpartition("/")[0]
+            while folder and folder not in checked:
                 if folder in self._entries or folder in new:
                     return folder, path
+                checked.add(folder)
+                folder = folder.rpartition("/")[0]
         return None
 
     def _put(self, entry: ManifestEntry) -> None:
         if entry.path not in self._entries:
-            for folder in _parents(entry.path):
-                self._folders[folder] = self._folders.get(folder, 0) + 1
+            self._link(entry.path.rpartition("/")[0])
         self._entries[entry.path] = entry
         self._sorted = None
 
     def _drop(self, path: str) -> None:
         del self._entries[path]
-        for folder in _parents(path):
-            left = self._folders[folder] - 1
-            if left:
-                self._folders[folder] = left
-            else:
-                del self._folders[folder]
+        self._unlink(path.rpartition("/")[0])
         self._sorted = None
+
+    # ``_folders[f]`` counts the files and folders directly inside folder ``f``; a folder is
+    # registered in its own parent when it gains its first child. O(1) per entry.
+    def _link(self, folder: str) -> None:
+        while folder:
+            count = self._folders.get(folder, 0)
+            self._folders[folder] = count + 1
+            if count:
+                return
+            folder = folder.rpartition("/")[0]
+
+    def _unlink(self, folder: str) -> None:
+        while folder:
+            count = self._folders[folder] - 1
+            if count:
+                self._folders[folder] = count
+                return
+            del self._folders[folder]
+            folder = folder.rpartition("/")[0]
 
     # -- serialisation -----------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
