@@ -9,6 +9,7 @@ its extra, ``{"version": "v3", "digest": "...", "type": "dataset"}``. Registered
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult
 
@@ -22,12 +23,14 @@ if TYPE_CHECKING:
 __all__ = [
     "OPENLINEAGE_NAMESPACE",
     "SCHEME",
+    "add_assets",
     "artifact_alias",
     "artifact_asset",
     "artifact_uri",
     "asset_extra",
     "convert_asset_to_openlineage",
     "create_asset",
+    "declared_asset",
     "name_from_ref",
     "sanitize_uri",
 ]
@@ -69,6 +72,34 @@ def artifact_alias(dag_id: str | None, task_id: str) -> AssetAlias:
     """Return the AssetAlias a task declares when its artifact names are only known at run time."""
     owner = f"{dag_id}." if dag_id else ""
     return AssetAlias(name=f"artiflow:{owner}{task_id}")
+
+
+def add_assets(
+    declared: Sequence[Asset | AssetAlias], new: Iterable[Asset | AssetAlias]
+) -> list[Asset | AssetAlias]:
+    """``declared`` followed by the assets of ``new`` it does not already hold.
+
+    An Asset counts as held when one with the same URI is declared, whatever its name: the user
+    may declare ``Asset(name="dog", uri="artiflow://dog-model")`` themselves, and a second
+    Asset with that URI but another name would make Airflow refuse the task
+    (``AirflowInactiveAssetInInletOrOutletException``).
+    """
+    result = list(declared)
+    uris = {a.uri for a in result if isinstance(a, Asset)}
+    for asset in new:
+        if isinstance(asset, Asset):
+            if asset.uri in uris:
+                continue
+            uris.add(asset.uri)
+        elif asset in result:
+            continue
+        result.append(asset)
+    return result
+
+
+def declared_asset(outlets: Iterable[object], uri: str) -> Asset | None:
+    """The Asset among ``outlets`` whose URI is ``uri`` (the object the user declared)."""
+    return next((o for o in outlets if isinstance(o, Asset) and o.uri == uri), None)
 
 
 def is_templated(value: object) -> bool:

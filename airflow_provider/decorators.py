@@ -8,24 +8,31 @@ One decorator line turns a normal TaskFlow function into a task with lineage::
         with clean.new_file("clean.csv") as f:
             f.write(frame.to_csv())
 
-* ``inputs`` maps a parameter name to an artifact reference (``"name:alias"``, ``"name:v3"``)
-  or to ``{"ref": ..., "type": ..., "download": True}``. Passing the parameter when calling the
-  task overrides the reference: ``transform(raw=extract())`` uses exactly the version the
-  upstream task logged (its XCom ``"name:vN"``), and makes it upstream. The parameter receives
+* ``inputs`` maps a parameter name to an artifact reference (``"name:alias"``, ``"name:v3"``),
+  an :class:`artiflow.steps.Input` or ``{"ref": ..., "type": ..., "download": True}``.
+  Passing the parameter when calling the task overrides the reference:
+  ``transform(raw=extract())`` uses exactly the version the upstream task logged (its XCom
+  ``"name:vN"``), and makes it upstream. The parameter receives
   the :class:`artiflow.Artifact`, or the local directory (:class:`pathlib.Path`) of its
   verified download when ``download`` is true or the parameter is annotated ``Path``.
-* ``outputs`` maps a parameter name to a type (``"dataset"``) or to ``{"type": ..., "name":
-  ..., "aliases": [...], "description": ..., "metadata": {...}, "distributed": False}``; the
-  artifact name defaults to the parameter name. The parameter receives a fresh, empty
+* ``outputs`` maps a parameter name to a type (``"dataset"``), an
+  :class:`artiflow.steps.Output` or ``{"type": ..., "name": ..., "aliases": [...],
+  "description": ..., "metadata": {...}, "distributed": False}``; the artifact name defaults to
+  the parameter name. The parameter receives a fresh, empty
   :class:`artiflow.Artifact` to fill. Instead of filling it, the function may return a path
   (a file, a directory or a URI) for its single output, or a dict ``{output: path}``.
-* Outputs are logged only after the function returned; a failing try commits nothing, and a
-  retry that produces the same content gets the same version back (content dedupe).
+* Outputs are logged only after the function returned, and every version of the task's run
+  (the outputs and anything logged through ``run``) is committed in one transaction when it
+  ends: a failing try commits nothing, and a retry that produces the same content gets the
+  same version back (content dedupe).
 * The task returns ``"name:vN"`` through XCom (a dict ``{output: "name:vN"}`` for several
   outputs, each also pushed under its own key), unless the function returned another value,
   which is passed through.
 * Produced artifacts are outlets (``Asset(uri="artiflow://<name>")``, or an AssetAlias when the
-  name is templated) with the event extra ``{"version", "digest", "type"}``; inputs are inlets.
+  name is only known at run time) with the event extra ``{"version", "digest", "type"}``;
+  inputs are inlets. An Asset with that URI the task already declares is used as is. A
+  version deduplicated to an existing one emits no event; distributed parts emit none (the
+  finishing task does).
 * ``{"distributed": True}`` outputs are upserted as parts of one artifact shared by every
   (mapped) task instance of the DAG run; a downstream
   :class:`~artiflow.airflow.operators.FinishArtifactOperator` commits them.
@@ -45,7 +52,13 @@ from airflow.sdk import Asset, AssetAlias
 from airflow.sdk.bases.decorator import DecoratedOperator, _TaskDecorator
 
 import artiflow
-from artiflow.airflow.assets import artifact_alias, artifact_asset, is_templated, static_name
+from artiflow.airflow.assets import (
+    add_assets,
+    artifact_alias,
+    artifact_asset,
+    is_templated,
+    static_name,
+)
 from artiflow.airflow.hooks import ArtifactHook
 from artiflow.airflow.lineage import ArtifactLineageMixin
 from artiflow.steps import (
@@ -86,26 +99,50 @@ class OutputSpec(TypedDict, total=False):
     aliases: list[str]
     description: str
     metadata: dict[str, Any]
-    distributed: bool
+    distributed: bool | str
     distributed_id: str
 
 
-def _input_spec(key: str, value: Any) -> InputSpec:
-    """Normalise one ``inputs`` entry (a reference, or a dict with ``ref``/``type``/``download``).
+def _input_entry(key: str, value: Any) -> InputSpec:
+    """One ``inputs`` entry in its dict form (templated fields are rendered from dicts).
 
-    The reference may still be a template or an XCom reference (resolved before execution), or
-    missing when the caller passes it as an argument of the call; once rendered,
-    :func:`artiflow.steps.parse_input` checks it.
+    A reference string, an :class:`~artiflow.steps.Input` or a dict. The reference may still be
+    a template or an XCom reference (resolved before execution), or missing when the caller
+    passes it as an argument of the call; :func:`artiflow.steps.parse_input` checks the entry
+    now when the reference is a string, and again once it is rendered.
     """
-    if isinstance(value, Mapping):
+    if _is_xcom(value):
+        return InputSpec(ref=value)
+    if isinstance(value, Mapping) and not isinstance(value.get("ref"), str):
         check_keys(Input, key, value)
         return InputSpec(**value)  # type: ignore[typeddict-item]
-    if isinstance(value, str) or _is_xcom(value):
-        return InputSpec(ref=value)
-    raise InvalidSpec(
-        f"@task.artifact input {key!r} must be a reference string or "
-        f'{{"ref": ..., "type": ..., "download": ...}}, got {value!r}'
-    )
+    spec = parse_input(key, value)
+    entry = InputSpec(ref=spec.ref)
+    if spec.type is not None:
+        entry["type"] = spec.type
+    if spec.download:
+        entry["download"] = True
+    return entry
+
+
+def _output_entry(key: str, value: Any) -> OutputSpec:
+    """One ``outputs`` entry (a type, an :class:`~artiflow.steps.Output` or a dict), checked
+    with :func:`artiflow.steps.parse_output` and turned into its dict form."""
+    spec = _output(key, value)
+    entry = OutputSpec(type=spec.type)
+    if spec.name is not None:
+        entry["name"] = spec.name
+    if spec.aliases:
+        entry["aliases"] = list(spec.aliases)
+    if spec.description is not None:
+        entry["description"] = spec.description
+    if spec.metadata is not None:
+        entry["metadata"] = dict(spec.metadata)
+    if spec.distributed is not None:
+        entry["distributed"] = spec.distributed
+    if spec.distributed_id is not None:
+        entry["distributed_id"] = spec.distributed_id
+    return entry
 
 
 def _is_xcom(value: Any) -> bool:
@@ -167,8 +204,8 @@ class _ArtifactDecoratedOperator(ArtifactLineageMixin, DecoratedOperator, Python
         job_type: str | None = None,
         **kwargs: Any,
     ) -> None:
-        specs = {key: _input_spec(key, value) for key, value in (inputs or {}).items()}
-        outputs = dict(outputs or {})
+        specs = {key: _input_entry(key, value) for key, value in (inputs or {}).items()}
+        outputs = {key: _output_entry(key, value) for key, value in (outputs or {}).items()}
         overlap = set(specs) & set(outputs)
         if overlap:
             raise ValueError(f"@task.artifact: {sorted(overlap)} are both inputs and outputs")
@@ -217,8 +254,8 @@ class _ArtifactDecoratedOperator(ArtifactLineageMixin, DecoratedOperator, Python
 
     def _declare_assets(self) -> None:
         inlets, outlets = _parse_time_assets(self.inputs, self.outputs, self.dag_id, self.task_id)
-        self.inlets = [*self.inlets, *(a for a in inlets if a not in self.inlets)]
-        self.outlets = [*self.outlets, *(a for a in outlets if a not in self.outlets)]
+        self.inlets = add_assets(self.inlets, inlets)
+        self.outlets = add_assets(self.outlets, outlets)
 
     @cached_property
     def hook(self) -> ArtifactHook:
@@ -274,43 +311,56 @@ def _output(key: str, value: Any) -> Output:
 
 
 def _commit(run: TaskRun, drafts: dict[str, artiflow.Artifact], outputs: dict[str, Output]) -> None:
+    """Log every output; they commit together when the run's block exits.
+
+    Versions go first: each is checked (its type against the registry's) when logged, and a
+    refusal fails the block before any part is upserted, since parts are stored at once.
+    """
     require_filled(drafts, outputs)
     for key, artifact in drafts.items():
-        output = outputs[key]
-        if output.mode == "upsert":
-            run.upsert_artifact(artifact, distributed_id=output.distributed_id)
-        else:
-            run.log_artifact(artifact, aliases=list(output.aliases) or None)
+        if outputs[key].mode == "log":
+            run.log_artifact(artifact, aliases=list(outputs[key].aliases) or None)
+    for key, artifact in drafts.items():
+        if outputs[key].mode == "upsert":
+            run.upsert_artifact(artifact, distributed_id=outputs[key].distributed_id)
+
+
+def _output_names(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Output key -> artifact name (maybe a template or an XCom reference), for the outputs
+    that commit a version: distributed parts are not versions (the finishing task announces the
+    version)."""
+    names: dict[str, Any] = {}
+    for key, value in outputs.items():
+        spec = _output(key, value)
+        if spec.mode == "log":
+            names[key] = key if spec.name is None else spec.name
+    return names
 
 
 def _static_output_names(outputs: Mapping[str, Any]) -> dict[str, str]:
-    names: dict[str, str] = {}
-    for key, value in outputs.items():
-        if isinstance(value, Mapping) and value.get("distributed"):
-            continue  # parts are not versions; the finishing task emits the asset event
-        name = value.get("name", key) if isinstance(value, Mapping) else key
-        if (known := static_name(name)) is not None:
-            names[key] = known
-    return names
+    return {
+        key: known
+        for key, name in _output_names(outputs).items()
+        if (known := static_name(name)) is not None
+    }
 
 
 def _parse_time_assets(
     inputs: Mapping[str, InputSpec], outputs: Mapping[str, Any], dag_id: str | None, task_id: str
 ) -> tuple[list[Asset], list[Asset | AssetAlias]]:
     """The inlets and outlets a task declares: an Asset per artifact named at parse time, and
-    the task's artiflow AssetAlias when an output name is a template."""
+    the task's artiflow AssetAlias when an output's name is only known at run time (a template
+    or an XCom reference)."""
     inlets = [
         artifact_asset(name)
         for spec in inputs.values()
         if (name := _ref_name(spec.get("ref"))) is not None
     ]
+    names = _output_names(outputs)
     outlets: list[Asset | AssetAlias] = [
         artifact_asset(name) for name in _static_output_names(outputs).values()
     ]
-    if any(
-        is_templated(value.get("name") if isinstance(value, Mapping) else None)
-        for value in outputs.values()
-    ):
+    if any(is_templated(name) or _is_xcom(name) for name in names.values()):
         outlets.append(artifact_alias(dag_id, task_id))
     return inlets, outlets
 
@@ -329,15 +379,15 @@ class _ArtifactTaskDecorator(_TaskDecorator):  # type: ignore[misc]
         partial_args = dict(self.kwargs.get("op_kwargs") or {})
         inputs = {}
         for key, value in (self.kwargs.get("inputs") or {}).items():
-            spec = _input_spec(key, value)
+            spec = _input_entry(key, value)
             if key in partial_args:
                 spec["ref"] = partial_args[key]
             inputs[key] = spec
         inlets, outlets = _parse_time_assets(
             inputs, self.kwargs.get("outputs") or {}, mapped.dag_id, mapped.task_id
         )
-        mapped.inlets = [*mapped.inlets, *(a for a in inlets if a not in mapped.inlets)]
-        mapped.outlets = [*mapped.outlets, *(a for a in outlets if a not in mapped.outlets)]
+        mapped.inlets = add_assets(mapped.inlets, inlets)
+        mapped.outlets = add_assets(mapped.outlets, outlets)
         return result
 
 
@@ -378,18 +428,19 @@ def _xcom_refs(
 def artifact_task(
     python_callable: Callable[..., Any] | None = None,
     *,
-    inputs: Mapping[str, str | InputSpec] | None = None,
-    outputs: Mapping[str, str | OutputSpec] | None = None,
+    inputs: Mapping[str, str | Input | InputSpec] | None = None,
+    outputs: Mapping[str, str | Output | OutputSpec] | None = None,
     multiple_outputs: bool | None = None,
     **kwargs: Any,
 ) -> TaskDecorator:
     """Wrap a function into a task that uses and produces artifact versions (``@task.artifact``).
 
     :param python_callable: the function (when used as ``@task.artifact`` without arguments).
-    :param inputs: parameter name -> artifact reference, or ``{"ref", "type", "download"}``.
-        (templated)
-    :param outputs: parameter name -> artifact type, or ``{"type", "name", "aliases",
-        "description", "metadata", "distributed", "distributed_id"}``. (templated)
+    :param inputs: parameter name -> artifact reference, :class:`artiflow.steps.Input`, or
+        ``{"ref", "type", "download"}``. (templated)
+    :param outputs: parameter name -> artifact type, :class:`artiflow.steps.Output`, or
+        ``{"type", "name", "aliases", "description", "metadata", "distributed",
+        "distributed_id"}``. (templated)
     :param multiple_outputs: push each key of a returned dict as its own XCom; defaults to true
         when there are several outputs, so ``task_result["clean"]`` gives ``"clean:v3"``.
     :param kwargs: any other operator argument (``task_id``, ``retries``,

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from airflow.sdk import BaseHook
 
 import artiflow
+from artiflow.config import redact_url
 from artiflow.errors import ArtifactNotFound, ArtiflowError
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ class ArtifactHook(BaseHook):
             "connection " + repr(self.artiflow_conn_id)
             if any(settings.values())
             else "the environment's defaults",
-            settings["store"] or "<default>",
+            redact_url(settings["store"]) if settings["store"] else "<default>",
             _redacted_url(settings["database"]) if settings["database"] else "<default>",
             sorted(settings["storage_options"] or {}),
         )
@@ -213,9 +214,15 @@ class ArtifactHook(BaseHook):
         """Open a registry run identified by the running task instance.
 
         The run identity is ``(dag_id, run_id, task_id, map_index, try_number)`` with
-        orchestrator ``airflow``. On a clean exit, every artifact logged through the run is
-        waited for, reported as an Airflow asset event (for outlets the task declares) and to
-        the hook lineage collector (OpenLineage). An exception marks the run failed.
+        orchestrator ``airflow``. The run is atomic: uploads start at ``log_artifact``, but every
+        version logged through it is committed together, in one transaction, when the ``with``
+        block exits cleanly; a block that raises, or a failed upload, commits none of them and
+        marks the run failed. So a failed try commits nothing. Inside the block
+        ``artifact.wait()`` raises ``ArtifactStateError``: read ``artifact.version`` after it.
+        The committed versions are then reported as Airflow asset events (for outlets the task
+        declares; a version deduplicated to an existing one announces nothing) and to the hook
+        lineage collector (OpenLineage). Upserted parts and finished distributed artifacts are
+        committed when called, not at the end of the block.
 
         :param context: the task context; defaults to ``get_current_context()``.
         :param job_type: an optional job type recorded on the run, e.g. ``"train"``.
@@ -229,7 +236,7 @@ class ArtifactHook(BaseHook):
             context = get_current_context()
         registry = self.get_registry()
         identity = run_identity(context)
-        with registry.run(**identity, job_type=job_type, group=group) as run:
+        with registry.run(atomic=True, **identity, job_type=job_type, group=group) as run:
             task_run = TaskRun(run, context, hook=self)
             yield task_run
         task_run.report()

@@ -5,7 +5,9 @@ versions the task used and produced, and once the run has committed it reports t
 
 * as asset events with the extra ``{"version", "digest", "type"}`` for every produced artifact
   whose Asset (``artiflow://<name>``) the task declared as an outlet, or through an artiflow
-  AssetAlias the task declared when the name was only known at run time;
+  AssetAlias the task declared when the name was only known at run time. A log deduplicated to
+  an existing version (``artifact.reused``) announces nothing: no new data landed, so DAGs
+  scheduled on the asset must not run again;
 * to the hook lineage collector (``get_hook_lineage_collector()``), which the OpenLineage
   provider reads for tasks without an extractor of their own.
 
@@ -27,6 +29,7 @@ from artiflow.airflow.assets import (
     artifact_asset,
     artifact_uri,
     asset_extra,
+    declared_asset,
     openlineage_facets,
 )
 from artiflow.openlineage import dataset_namespace
@@ -37,7 +40,13 @@ if TYPE_CHECKING:
     from artiflow import Artifact, Run
     from artiflow.airflow.hooks import ArtifactHook
 
-__all__ = ["ArtifactLineageMixin", "TaskRun", "default_distributed_id", "run_identity"]
+__all__ = [
+    "ArtifactLineageMixin",
+    "TaskRun",
+    "context_distributed_id",
+    "default_distributed_id",
+    "run_identity",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +76,20 @@ def default_distributed_id(dag_id: str, run_id: str, name: str) -> str:
     """The distributed id shared by every task of one DAG run writing parts of ``name``.
 
     Readable (``<dag_id>.<run_id>.<name>`` with unsafe characters replaced) and unique (a hash of
-    the exact triple is appended, so two run ids that sanitise alike never collide).
+    the exact values is appended, so two run ids that sanitise alike never collide).
+    Deliberately not tied to the DagRun's ``clear_number``: re-running writers of a DAG run
+    whose artifact is already finished fails loudly ("already finished"), where a fresh id per
+    clear would let clearing only the failed writers commit a version holding only their parts.
     """
-    raw = f"{dag_id}\x00{run_id}\x00{name}"
-    digest = hashlib.md5(raw.encode(), usedforsecurity=False).hexdigest()[:12]
-    readable = _UNSAFE.sub("_", f"{dag_id}.{run_id}.{name}")[:100]
-    return f"{readable}-{digest}"
+    values = [dag_id, run_id, name]
+    digest = hashlib.md5("\x00".join(values).encode(), usedforsecurity=False).hexdigest()[:12]
+    return f"{_UNSAFE.sub('_', f'{dag_id}.{run_id}.{name}')[:100]}-{digest}"
+
+
+def context_distributed_id(context: Context, name: str) -> str:
+    """The default distributed id of ``name`` for the DAG run of a task context."""
+    ti = context["ti"]
+    return default_distributed_id(ti.dag_id, ti.run_id, name)
 
 
 class TaskRun:
@@ -117,7 +134,12 @@ class TaskRun:
         return artifact
 
     def log_artifact(self, artifact: Artifact, aliases: list[str] | None = None) -> Artifact:
-        """Log ``artifact`` as an output of this task (committed in the background).
+        """Log ``artifact`` as an output of this task.
+
+        The upload starts now; the version is committed with every other one of this run when
+        the ``with`` block exits cleanly (nothing is committed if it raises). Read
+        ``artifact.version`` after the block: ``artifact.wait()`` inside it raises
+        ``ArtifactStateError``.
 
         :param artifact: the artifact to log.
         :param aliases: aliases to point at the new version (``latest`` moves by itself).
@@ -127,12 +149,14 @@ class TaskRun:
         return artifact
 
     def distributed_id(self, name: str) -> str:
-        """The default distributed id for parts of ``name`` written in this DAG run."""
-        ti = self.context["ti"]
-        return default_distributed_id(ti.dag_id, ti.run_id, name)
+        """The default distributed id for parts of ``name`` written in this DAG run (and this
+        clearing of it)."""
+        return context_distributed_id(self.context, name)
 
     def upsert_artifact(self, artifact: Artifact, distributed_id: str | None = None) -> Artifact:
         """Add ``artifact`` as one part of a distributed artifact (no version is created yet).
+
+        The part is stored when called, not deferred to the end of the run's block.
 
         :param artifact: the part.
         :param distributed_id: the id shared by all writers; defaults to one derived from the
@@ -148,7 +172,8 @@ class TaskRun:
         distributed_id: str | None = None,
         aliases: list[str] | None = None,
     ) -> Artifact:
-        """Commit all parts upserted under the distributed id as one version.
+        """Commit all parts upserted under the distributed id as one version, now (not deferred
+        to the end of the run's block).
 
         :param artifact: an artifact with the same name and type (it may add content).
         :param distributed_id: the id the writers used; defaults as in :meth:`upsert_artifact`.
@@ -165,13 +190,16 @@ class TaskRun:
     # -- reporting ---------------------------------------------------------------------------
 
     def committed(self) -> list[Artifact]:
-        """The produced artifacts, each waited for until its version is committed."""
+        """The produced artifacts, once the run's block has exited (their versions are set)."""
         for artifact in self.produced:
             artifact.wait()
         return list(self.produced)
 
     def report(self) -> None:
-        """Report used and produced versions as asset events and to the hook lineage collector."""
+        """Report used and produced versions as asset events and to the hook lineage collector.
+
+        Called after the run's block exited cleanly, so every produced version is committed.
+        """
         produced = self.committed()
         self._emit_asset_events(produced)
         self._report_hook_lineage(produced)
@@ -182,15 +210,25 @@ class TaskRun:
         if outlet_events is None or task is None:
             return
         outlets = list(getattr(task, "outlets", None) or [])
-        declared_uris = {o.uri for o in outlets if isinstance(o, Asset)}
         aliases = [
             o for o in outlets if isinstance(o, AssetAlias) and o.name.startswith("artiflow:")
         ]
+        fresh: set[str] = set()
+        unchanged: set[str] = set()
         for artifact in produced:
-            extra = asset_extra(artifact)
             uri = artifact_uri(artifact.name)
-            if uri in declared_uris:
-                outlet_events[artifact_asset(artifact.name)].extra.update(extra)
+            declared = declared_asset(outlets, uri)
+            if artifact.reused:
+                log.info(
+                    "No asset event for %s: same content as the existing version",
+                    artifact.qualified_name,
+                )
+                unchanged.add(uri)
+                continue
+            fresh.add(uri)
+            extra = asset_extra(artifact)
+            if declared is not None:
+                outlet_events[declared].extra.update(extra)
             elif aliases:
                 outlet_events[aliases[0]].add(artifact_asset(artifact.name), extra=extra)
             else:
@@ -200,6 +238,11 @@ class TaskRun:
                     artifact.qualified_name,
                     uri,
                 )
+        # Airflow records an event for every Asset outlet of a successful task, touched or not:
+        # drop the outlets whose artifact got no new version from this task instance's outlets.
+        unchanged -= fresh
+        if unchanged:
+            task.outlets = [o for o in outlets if not (isinstance(o, Asset) and o.uri in unchanged)]
 
     def _report_hook_lineage(self, produced: list[Artifact]) -> None:
         collector = _hook_lineage_collector()

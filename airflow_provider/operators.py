@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 import artiflow
-from artiflow.airflow.assets import artifact_alias, artifact_asset, is_templated, static_name
+from artiflow.airflow.assets import (
+    add_assets,
+    artifact_alias,
+    artifact_asset,
+    is_templated,
+    static_name,
+)
 from artiflow.airflow.hooks import ArtifactHook
 from artiflow.airflow.lineage import ArtifactLineageMixin
 
@@ -44,18 +50,20 @@ def _pairs(sources: Sources | None, what: str) -> list[tuple[str | None, str]]:
 
 
 def _declare_output(operator: BaseOperator, name: object) -> None:
-    """Declare the outlet of an operator producing artifact ``name`` (parse time)."""
+    """Declare the outlet of an operator producing artifact ``name`` (parse time); an Asset
+    the user already declared with the same URI is kept as the outlet."""
     known = static_name(name)
     if known is not None:
-        operator.outlets = [*operator.outlets, artifact_asset(known)]
+        operator.outlets = add_assets(operator.outlets, [artifact_asset(known)])
     elif is_templated(name):
-        operator.outlets = [*operator.outlets, artifact_alias(operator.dag_id, operator.task_id)]
+        alias = artifact_alias(operator.dag_id, operator.task_id)
+        operator.outlets = add_assets(operator.outlets, [alias])
 
 
 def _declare_input(operator: BaseOperator, ref: object) -> None:
     known = static_name(ref)
     if known is not None:
-        operator.inlets = [*operator.inlets, artifact_asset(known)]
+        operator.inlets = add_assets(operator.inlets, [artifact_asset(known)])
 
 
 class _ArtifactOperator(ArtifactLineageMixin, BaseOperator):

@@ -13,7 +13,7 @@ import importlib
 import json
 import logging
 import threading
-from typing import TYPE_CHECKING, Union, cast
+from typing import TYPE_CHECKING, cast
 
 from prefect.blocks.core import Block
 
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     import artiflow
 
 __all__ = [
-    "RegistrySource",
     "aload_registry_block",
     "close_shared_registries",
     "load_registry_block",
@@ -31,10 +30,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-RegistrySource = Union[ArtifactRegistry, str, "artiflow.Registry", None]
-"""What tasks accept as ``registry=``: a block, a saved block's name, a ``Registry`` or ``None``
-(artiflow's defaults from the environment)."""
 
 # Block types defined in modules that need an extra; imported when a name refers to them.
 _LAZY_BLOCK_MODULES = {

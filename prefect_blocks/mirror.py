@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from artiflow.formatting import format_size
@@ -41,6 +41,7 @@ __all__ = [
     "mirror_versions",
     "render_markdown",
     "report_assets",
+    "try_report_assets",
 ]
 
 logger = logging.getLogger(__name__)
@@ -149,7 +150,6 @@ class Producer:
     task_run_id: str | None = None
     attempt: int | None = None
     ui_url: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
         """Return a one-line markdown description of the run."""
@@ -260,7 +260,7 @@ def mirror_versions(
             except Exception:
                 logger.warning("could not mirror %s into Prefect", request["key"], exc_info=True)
     if assets:
-        report_assets(produced, inputs)
+        try_report_assets(produced, inputs)
 
 
 async def amirror_versions(
@@ -289,7 +289,30 @@ async def amirror_versions(
             except Exception:
                 logger.warning("could not mirror %s into Prefect", request["key"], exc_info=True)
     if assets:
-        report_assets(produced, inputs)
+        try_report_assets(produced, inputs)
+
+
+def try_report_assets(
+    produced: Sequence[VersionSummary], inputs: Sequence[str] = ()
+) -> Literal["context", "events", "none", "failed"]:
+    """:func:`report_assets`, best effort: a failure is logged, not raised.
+
+    The versions are committed by then; like the markdown mirror, reporting them to Prefect
+    must not fail the task (a retry would run the function again for nothing).
+
+    Args:
+        produced: The committed versions (may be empty).
+        inputs: Qualified names (or names) of the consumed versions.
+
+    Returns:
+        What :func:`report_assets` returned, or ``"failed"``.
+    """
+    try:
+        return report_assets(produced, inputs)
+    except Exception:
+        names = ", ".join(v.qualified_name for v in produced) or ", ".join(inputs)
+        logger.warning("could not report %s as Prefect assets", names, exc_info=True)
+        return "failed"
 
 
 # The undocumented AssetContext surface report_assets relies on (pinned by a test).

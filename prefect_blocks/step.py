@@ -2,8 +2,11 @@
 
 Split in phases that the sync and async wrappers share: :func:`_prepare` (open the artiflow
 run, use the inputs, create the outputs), the user's function, :func:`_commit` (log the outputs,
-wait, close the run). Everything here is module-level and the per-function settings live in a
-plain :class:`Step`, so a wrapped task stays picklable for the process-pool task runner.
+close the run). The run is atomic: every version logged in it, the outputs and anything the
+function logged through ``run_param``, is committed in one transaction when it closes after
+the function succeeded, and none is when anything fails. Everything here is module-level and
+the per-function settings live in a plain :class:`Step`, so a wrapped task stays picklable for
+the process-pool task runner.
 """
 
 from __future__ import annotations
@@ -181,7 +184,7 @@ def _prepare(
     refs = {param: _ref_of(values.pop(param), param) for param in step.inputs}
     stack = ExitStack()
     run = stack.enter_context(
-        shared_registry(registry).run(**run_identity(identity, step.job_type))
+        shared_registry(registry).run(atomic=True, **run_identity(identity, step.job_type))
     )
     prepared = _Prepared(stack=stack, run=run, identity=identity)
     try:
@@ -204,7 +207,11 @@ def _prepare(
 
 
 def _commit(step: Step, prepared: _Prepared, returned: Any) -> tuple[Any, list[VersionSummary]]:
-    """Log the outputs after the function succeeded, wait for them, close the run.
+    """Log the outputs after the function succeeded, then close the run, which commits them.
+
+    Versions are logged first (each checked against the registry when logged; they commit
+    together when the run closes), then distributed parts and finishes, which the registry
+    commits at once: a refused output fails the task before any of those is stored.
 
     Returns:
         The task's result and the committed versions.
@@ -216,10 +223,13 @@ def _commit(step: Step, prepared: _Prepared, returned: Any) -> tuple[Any, list[V
         absorbed = absorb_return(returned, prepared.produced)
         require_filled(prepared.produced, step.outputs)
         for param, out in step.outputs.items():
-            art = prepared.produced[param]
             if out.mode == "log":
+                art = prepared.produced[param]
                 committed[param] = run.log_artifact(art, aliases=list(out.aliases) or None)
+        for param, out in step.outputs.items():
+            if out.mode == "log":
                 continue
+            art = prepared.produced[param]
             did = out.distributed_id or distributed_id_for(
                 art.name, prepared.identity.get("pipeline_run")
             )
@@ -230,12 +240,10 @@ def _commit(step: Step, prepared: _Prepared, returned: Any) -> tuple[Any, list[V
                 committed[param] = run.finish_artifact(
                     art, distributed_id=did, aliases=list(out.aliases) or None
                 )
-        for art in committed.values():
-            art.wait()
     except BaseException as err:
         prepared.close(err)
         raise
-    prepared.close()
+    prepared.close()  # commits the logged versions, or raises (and commits none)
     refs.update({param: art.qualified_name or art.name for param, art in committed.items()})
     if absorbed:
         ordered = [refs[param] for param in step.outputs if param in refs]

@@ -31,7 +31,7 @@ from artiflow.steps import InputSpec, OutputSpec, add_source, parse_input, parse
 from .blocks import ArtifactRegistry
 from .clients import load_registry_block, shared_registry
 from .identity import prefect_identity, producer, run_identity
-from .mirror import VersionSummary, mirror_versions, report_assets
+from .mirror import VersionSummary, mirror_versions, try_report_assets
 from .step import build_step, execute_async, execute_sync
 
 if TYPE_CHECKING:
@@ -85,9 +85,10 @@ def artifact_task(
 
     Outputs: the parameter receives a fresh ``Artifact`` to fill. A function may instead
     return a path (file, directory or URI) for its single empty output, or ``{output: path}``.
-    Outputs are logged after the function returns and the task waits for the commit; if the
-    function raises, nothing is logged and the artiflow run is marked failed (a retry is a new
-    run with the next attempt number). The task returns the committed reference
+    Outputs are logged after the function returns, and every version of the call commits in
+    one transaction before the task returns; if the function raises, or any output is refused
+    or fails to upload, nothing is committed and the artiflow run is marked failed (a retry is
+    a new run with the next attempt number). The task returns the committed reference
     (``"name:v3"``; a dict by parameter for several outputs; the distributed id for an upsert)
     unless the function returned something else, which is passed through.
 
@@ -104,7 +105,10 @@ def artifact_task(
             task runs), an ``artiflow.Registry`` (thread runners only), or ``None`` for
             artiflow's defaults from the environment.
         run_param: A parameter that receives the artiflow ``Run`` itself, for steps that
-            log or use more artifacts than they declare.
+            log or use more artifacts than they declare. The run is atomic: what the
+            function logs through it is committed with the outputs once the function
+            returned, or not at all; read ``artifact.version`` from the task's caller, not
+            inside the function (``artifact.wait()`` there raises ``ArtifactStateError``).
         job_type: The artiflow run's job type (``"train"``, ``"eval"``, ...).
         mirror: Mirror each committed version into a Prefect markdown artifact.
         assets: Report committed versions as materialised Prefect assets.
@@ -239,5 +243,5 @@ def use_artifact(
     with shared_registry(_registry_block(registry)).run(**run_identity(identity)) as run:
         used = run.use_artifact(ref, type=type)
         root_path: Path = used.download(root)
-    report_assets([], [used.qualified_name or used.name])
+    try_report_assets([], [used.qualified_name or used.name])
     return root_path

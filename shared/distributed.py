@@ -289,7 +289,7 @@ def finish(run: Run, artifact: Artifact, distributed_id: str, aliases: Sequence[
         artifact._abort_logging()
         future.set_exception(err)
         raise
-    artifact._bind(registry, record, manifest=merged)
+    artifact._bind(registry, record, manifest=merged, reused=not created)
     future.set_result(artifact)
     log.info(
         "%s: %d parts committed as %s%s",

@@ -9,6 +9,7 @@ import pytest
 from airflow.sdk import DagRunState, dag, task
 
 import artiflow
+from artiflow.errors import InvalidSpec
 
 
 def test_several_outputs_paths_and_templated_names(
@@ -107,3 +108,101 @@ def test_wrong_declarations_fail_when_the_dag_is_parsed() -> None:
             task.artifact(inputs={"d": {"ref": "d:v0", "typo": 1}})(lambda d: None)()
 
     parse_errors()
+
+
+def test_input_and_output_instances_declare_the_right_assets(
+    run_dag: Any, registry: Any, xcom: Any, asset_events: Any, dagbag: Any, tmp_path: Any
+) -> None:
+    dag = dagbag.get_dag("artiflow_test_specs")
+    task_ = dag.get_task("with_instances")
+    assert [a.uri for a in task_.inlets] == ["artiflow://spec-source"]
+    # the Output's name, not the parameter's; no outlet for the distributed part
+    assert [a.uri for a in task_.outlets] == ["artiflow://cat-model"]
+
+    source = tmp_path / "source.txt"
+    source.write_text("spec")
+    seed = artiflow.Artifact("spec-source", "dataset")
+    seed.add_file(str(source))
+    with registry.run(pipeline="seed", step="seed") as run:
+        run.log_artifact(seed)
+
+    dag_run = run_dag("artiflow_test_specs")
+    assert dag_run.state == DagRunState.SUCCESS
+    model = registry.artifact("cat-model:best")
+    assert (model.version, model.type, model.metadata) == ("v0", "model", {"k": 1})
+    assert (model.download() / "model.txt").read_text() == "model of spec"
+    with pytest.raises(artiflow.ArtifactNotFound):
+        registry.versions("cat-parts")  # a part, not a version: nobody finished it
+    refs = xcom(dag_run, "with_instances")
+    assert refs["m"] == "cat-model:v0"
+    assert refs["part"].startswith("artiflow_test_specs.")
+    assert asset_events("artiflow://cat-model", dag_run.run_id) == [
+        ({"version": "v0", "digest": model.digest, "type": "model"}, "with_instances", [])
+    ]
+    assert asset_events("artiflow://cat-parts", dag_run.run_id) == []
+    assert asset_events("artiflow://m", dag_run.run_id) == []
+
+
+def test_an_outlet_the_user_declared_is_used_as_is(
+    run_dag: Any, registry: Any, asset_events: Any, dagbag: Any, tmp_path: Any
+) -> None:
+    from airflow.sdk import Asset
+
+    task_ = dagbag.get_dag("artiflow_test_specs").get_task("declared_outlet")
+    assert task_.outlets == [Asset(name="dog", uri="artiflow://dog-model")]
+
+    source = tmp_path / "source.txt"
+    source.write_text("spec")
+    seed = artiflow.Artifact("spec-source", "dataset")
+    seed.add_file(str(source))
+    with registry.run(pipeline="seed", step="seed") as run:
+        run.log_artifact(seed)
+    dag_run = run_dag("artiflow_test_specs")
+    assert dag_run.state == DagRunState.SUCCESS
+    dog = registry.artifact("dog-model:v0")
+    assert asset_events("artiflow://dog-model", dag_run.run_id) == [
+        ({"version": "v0", "digest": dog.digest, "type": "model"}, "declared_outlet", [])
+    ]
+
+
+def test_instances_and_dicts_declare_the_same_task() -> None:
+    from artiflow.steps import Input, Output
+
+    @task.artifact(
+        inputs={"a": Input("a:v1", type="dataset"), "b": {"ref": "b:latest", "download": True}},
+        outputs={
+            "x": Output("dataset", name="x-name", aliases=("gold",)),
+            "y": {"type": "dataset", "name": "y-name", "aliases": ["gold"]},
+            "z": Output("dataset", distributed="upsert"),
+            "t": Output("report", name="{{ params.report }}"),
+        },
+    )
+    def step(a: Any, b: Any, x: Any, y: Any, z: Any, t: Any) -> None: ...
+
+    @dag(dag_id="artiflow_spec_forms", schedule=None)
+    def forms() -> None:
+        step()
+
+    built = forms().get_task("step")
+    assert built.inputs == {
+        "a": {"ref": "a:v1", "type": "dataset"},
+        "b": {"ref": "b:latest", "download": True},
+    }
+    assert built.outputs["x"] == {"type": "dataset", "name": "x-name", "aliases": ["gold"]}
+    assert built.outputs["y"] == {"type": "dataset", "name": "y-name", "aliases": ["gold"]}
+    assert built.outputs["z"] == {"type": "dataset", "distributed": "upsert"}
+    assert sorted(a.uri for a in built.inlets) == ["artiflow://a", "artiflow://b"]
+    assert [getattr(o, "uri", o.name) for o in built.outlets] == [
+        "artiflow://x-name",
+        "artiflow://y-name",
+        "artiflow:artiflow_spec_forms.step",
+    ]
+
+    @dag(dag_id="artiflow_spec_errors", schedule=None)
+    def errors() -> None:
+        with pytest.raises(InvalidSpec, match="input 'bad'"):
+            task.artifact(inputs={"bad": 3})(lambda bad: None)()
+        with pytest.raises(InvalidSpec, match="distributed='finish' is not supported"):
+            task.artifact(outputs={"o": Output("dataset", distributed="finish")})(lambda o: None)()
+
+    errors()

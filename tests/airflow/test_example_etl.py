@@ -70,14 +70,29 @@ def test_etl_lineage_carries_the_airflow_identity(etl_run: Any, registry: Any) -
 
 
 def test_a_second_run_with_the_same_content_dedupes(
-    etl_run: Any, run_dag: Any, registry: Any, xcom: Any
+    etl_run: Any, run_dag: Any, registry: Any, xcom: Any, asset_events: Any, http_server: Any
 ) -> None:
     again = run_dag("airflow_etl", reference_uri=etl_run.reference_url)
     assert again.state == DagRunState.SUCCESS
     assert again.run_id != etl_run.run_id
     for name in ETL_ARTIFACTS:
         assert [a.version for a in registry.versions(name)] == ["v0"], name
+        # no new version landed: DAGs scheduled on the asset must not run again
+        assert asset_events(f"artiflow://{name}", again.run_id) == [], name
     assert xcom(again, "train") == "model:v0"
+
+    # new reference data: only raw-data changes (clean-data keeps the same rows, and so on)
+    url = http_server.put("etl/reference-2.csv", REFERENCE_BODY + b"6.3,virginica\n")
+    changed = run_dag("airflow_etl", reference_uri=url)
+    assert changed.state == DagRunState.SUCCESS
+    raw = registry.artifact("raw-data:latest")
+    assert raw.version == "v1"
+    assert asset_events("artiflow://raw-data", changed.run_id) == [
+        ({"version": "v1", "digest": raw.digest, "type": "dataset"}, "extract", [])
+    ]
+    for name in ETL_ARTIFACTS[1:]:
+        assert [a.version for a in registry.versions(name)] == ["v0"], name
+        assert asset_events(f"artiflow://{name}", changed.run_id) == [], name
 
 
 def test_every_output_is_an_asset_event_with_the_version(

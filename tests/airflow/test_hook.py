@@ -96,6 +96,23 @@ def test_an_s3_store_with_secret_storage_options_is_never_logged(
     assert SECRET not in caplog.text
 
 
+def test_credentials_in_the_store_url_are_never_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _set_connection(
+        monkeypatch,
+        "artiflow_url_secret",
+        extra={
+            "store": f"memory://user:{SECRET}@bucket/registry?token={SECRET}",
+            "database": f"sqlite:///{tmp_path / 'url-secret.db'}",
+        },
+    )
+    caplog.set_level(logging.INFO, logger="artiflow.airflow.hooks")
+    ArtifactHook(artiflow_conn_id="artiflow_url_secret").get_registry()
+    assert "store=memory://bucket/registry " in caplog.text
+    assert SECRET not in caplog.text
+
+
 def test_login_and_password_fill_in_the_database_url() -> None:
     conn = Connection(
         conn_id="artiflow_pg",

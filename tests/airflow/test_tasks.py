@@ -27,6 +27,40 @@ def test_a_failing_task_commits_nothing(
     assert asset_events("artiflow://doomed", dag_run.run_id) == []
 
 
+def test_a_refused_second_output_commits_neither(
+    run_dag: Any, registry: Any, task_states: Any, asset_events: Any, tmp_path: Path
+) -> None:
+    source = tmp_path / "weights.bin"
+    source.write_bytes(b"w")
+    taken = artiflow.Artifact("taken-name", "model")
+    taken.add_file(str(source))
+    with registry.run(pipeline="seed", step="seed") as run:
+        run.log_artifact(taken)
+
+    dag_run = run_dag("artiflow_test_partial_outputs")
+    assert dag_run.state == DagRunState.FAILED
+    assert task_states(dag_run) == {("second_output_refused", -1): "failed"}
+    # "first" was logged before "second" was refused: it must not be committed either
+    with pytest.raises(artiflow.ArtifactNotFound):
+        registry.artifact("first")
+    assert [a.version for a in registry.versions("taken-name")] == ["v0"]
+    (failed,) = registry.runs(pipeline="artiflow_test_partial_outputs")
+    assert failed.status == "failed"
+    assert asset_events("artiflow://first", dag_run.run_id) == []
+
+
+def test_a_body_failing_after_logging_through_the_hook_commits_nothing(
+    run_dag: Any, registry: Any, task_states: Any
+) -> None:
+    dag_run = run_dag("artiflow_test_hook_failure")
+    assert dag_run.state == DagRunState.FAILED
+    assert task_states(dag_run) == {("fail_after_logging_through_the_hook", -1): "failed"}
+    with pytest.raises(artiflow.ArtifactNotFound):
+        registry.artifact("hook-doomed")
+    (failed,) = registry.runs(pipeline="artiflow_test_hook_failure")
+    assert (failed.step, failed.status) == ("fail_after_logging_through_the_hook", "failed")
+
+
 def test_a_retry_commits_once_and_a_rerun_dedupes(run_dag: Any, registry: Any, xcom: Any) -> None:
     first = run_dag("artiflow_test_retry")
     assert first.state == DagRunState.SUCCESS

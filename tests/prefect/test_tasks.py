@@ -124,6 +124,75 @@ def test_a_failed_task_commits_nothing(registry: artiflow.Registry, prefect_api:
 
 
 @artifact_task(
+    outputs={
+        "first": Output("dataset", name="partial-first"),
+        "second": Output("dataset", name="taken-by-a-model"),
+    }
+)
+def second_output_refused(first: artiflow.Artifact, second: artiflow.Artifact) -> None:
+    with first.new_file("first.txt") as f:
+        f.write("accepted on its own, but its task fails")
+    with second.new_file("second.txt") as f:
+        f.write("refused: the name belongs to a model")
+
+
+@flow
+def partial_outputs_flow() -> None:
+    second_output_refused()
+
+
+def test_a_refused_second_output_commits_neither(
+    registry: artiflow.Registry, tmp_path: Path
+) -> None:
+    (tmp_path / "weights.bin").write_bytes(b"w")
+    taken = artiflow.Artifact("taken-by-a-model", "model")
+    taken.add_file(str(tmp_path / "weights.bin"))
+    with registry.run(pipeline="seed", step="seed") as run:
+        run.log_artifact(taken)
+
+    _, flow_run_id, state = _run(partial_outputs_flow)
+
+    assert state.is_failed()
+    with pytest.raises(TypeMismatch):
+        state.result()
+    # "first" was logged before "second" was refused: it must not be committed either
+    with pytest.raises(ArtifactNotFound):
+        registry.artifact("partial-first")
+    assert [a.version for a in registry.versions("taken-by-a-model")] == ["v0"]
+    (failed,) = registry.runs(pipeline_run=flow_run_id)
+    assert (failed.step, failed.status) == ("second_output_refused", "failed")
+
+
+@artifact_task(outputs={"out": Output("dataset", name="declared-never")}, run_param="run")
+def logs_through_the_run_then_fails(out: artiflow.Artifact, run: artiflow.Run) -> None:
+    extra = artiflow.Artifact("logged-never", "dataset")
+    with extra.new_file("extra.txt") as f:
+        f.write("logged through the run, then the function failed")
+    run.log_artifact(extra)
+    with out.new_file("out.txt") as f:
+        f.write("never logged")
+    raise RuntimeError("the function failed after logging")
+
+
+@flow
+def logs_then_fails_flow() -> None:
+    logs_through_the_run_then_fails()
+
+
+def test_a_function_failing_after_logging_through_the_run_commits_nothing(
+    registry: artiflow.Registry,
+) -> None:
+    _, flow_run_id, state = _run(logs_then_fails_flow)
+
+    assert state.is_failed()
+    for name in ("logged-never", "declared-never"):
+        with pytest.raises(ArtifactNotFound):
+            registry.artifact(name)
+    (failed,) = registry.runs(pipeline_run=flow_run_id)
+    assert failed.status == "failed"
+
+
+@artifact_task(
     inputs={"raw": "raw-data:latest"},
     outputs={"model": Output("model", name="flaky-model")},
     retries=1,
