@@ -99,6 +99,28 @@ def registry() -> Any:
 
 
 @pytest.fixture
+def seed(registry: Any, tmp_path: Path) -> Any:
+    """``seed(name, type, filename, content)``: log a one-file artifact, as an upstream step
+    outside the DAG would; returns the committed artifact."""
+    import artiflow
+
+    def log(name: str, type_: str, filename: str, content: str | bytes) -> Any:
+        source = tmp_path / "seed" / name / filename
+        source.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            source.write_bytes(content)
+        else:
+            source.write_text(content)
+        art = artiflow.Artifact(name, type_)
+        art.add_file(str(source))
+        with registry.run(pipeline="seed", step="seed") as run:
+            run.log_artifact(art)
+        return art
+
+    return log
+
+
+@pytest.fixture
 def run_dag(dagbag: Any) -> Any:
     """``run_dag(dag_id, **conf)``: one DAG run in-process with ``dag.test()``; the DagRun."""
 

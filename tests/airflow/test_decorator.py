@@ -45,14 +45,9 @@ def test_several_outputs_paths_and_templated_names(
 
 
 def test_an_input_of_the_wrong_type_fails_the_task_and_commits_nothing(
-    run_dag: Any, registry: Any, task_states: Any, tmp_path: Any
+    run_dag: Any, seed: Any, registry: Any, task_states: Any
 ) -> None:
-    source = tmp_path / "f.csv"
-    source.write_text("1\n")
-    features = artiflow.Artifact("features", "dataset")
-    features.add_file(str(source))
-    with registry.run(pipeline="seed", step="seed") as run:
-        run.log_artifact(features)
+    seed("features", "dataset", "f.csv", "1\n")
 
     dag_run = run_dag("artiflow_test_type_mismatch")
     assert dag_run.state == DagRunState.FAILED
@@ -111,7 +106,7 @@ def test_wrong_declarations_fail_when_the_dag_is_parsed() -> None:
 
 
 def test_input_and_output_instances_declare_the_right_assets(
-    run_dag: Any, registry: Any, xcom: Any, asset_events: Any, dagbag: Any, tmp_path: Any
+    run_dag: Any, seed: Any, registry: Any, xcom: Any, asset_events: Any, dagbag: Any
 ) -> None:
     dag = dagbag.get_dag("artiflow_test_specs")
     task_ = dag.get_task("with_instances")
@@ -119,12 +114,7 @@ def test_input_and_output_instances_declare_the_right_assets(
     # the Output's name, not the parameter's; no outlet for the distributed part
     assert [a.uri for a in task_.outlets] == ["artiflow://cat-model"]
 
-    source = tmp_path / "source.txt"
-    source.write_text("spec")
-    seed = artiflow.Artifact("spec-source", "dataset")
-    seed.add_file(str(source))
-    with registry.run(pipeline="seed", step="seed") as run:
-        run.log_artifact(seed)
+    seed("spec-source", "dataset", "source.txt", "spec")
 
     dag_run = run_dag("artiflow_test_specs")
     assert dag_run.state == DagRunState.SUCCESS
@@ -144,19 +134,14 @@ def test_input_and_output_instances_declare_the_right_assets(
 
 
 def test_an_outlet_the_user_declared_is_used_as_is(
-    run_dag: Any, registry: Any, asset_events: Any, dagbag: Any, tmp_path: Any
+    run_dag: Any, seed: Any, registry: Any, asset_events: Any, dagbag: Any
 ) -> None:
     from airflow.sdk import Asset
 
     task_ = dagbag.get_dag("artiflow_test_specs").get_task("declared_outlet")
     assert task_.outlets == [Asset(name="dog", uri="artiflow://dog-model")]
 
-    source = tmp_path / "source.txt"
-    source.write_text("spec")
-    seed = artiflow.Artifact("spec-source", "dataset")
-    seed.add_file(str(source))
-    with registry.run(pipeline="seed", step="seed") as run:
-        run.log_artifact(seed)
+    seed("spec-source", "dataset", "source.txt", "spec")
     dag_run = run_dag("artiflow_test_specs")
     assert dag_run.state == DagRunState.SUCCESS
     dog = registry.artifact("dog-model:v0")

@@ -28,14 +28,9 @@ def test_a_failing_task_commits_nothing(
 
 
 def test_a_refused_second_output_commits_neither(
-    run_dag: Any, registry: Any, task_states: Any, asset_events: Any, tmp_path: Path
+    run_dag: Any, seed: Any, registry: Any, task_states: Any, asset_events: Any
 ) -> None:
-    source = tmp_path / "weights.bin"
-    source.write_bytes(b"w")
-    taken = artiflow.Artifact("taken-name", "model")
-    taken.add_file(str(source))
-    with registry.run(pipeline="seed", step="seed") as run:
-        run.log_artifact(taken)
+    seed("taken-name", "model", "weights.bin", b"w")
 
     dag_run = run_dag("artiflow_test_partial_outputs")
     assert dag_run.state == DagRunState.FAILED
@@ -171,14 +166,9 @@ def test_log_and_use_operators_render_templates(
 
 
 def test_a_plain_task_reports_through_the_hook_lineage_collector(
-    run_dag: Any, registry: Any, tmp_path: Path, openlineage_events: Any
+    run_dag: Any, seed: Any, registry: Any, openlineage_events: Any
 ) -> None:
-    source = tmp_path / "in.txt"
-    source.write_text("hello")
-    seed = artiflow.Artifact("plain-input", "dataset")
-    seed.add_file(str(source))
-    with registry.run(pipeline="seed", step="seed") as run:
-        run.log_artifact(seed)
+    seed("plain-input", "dataset", "in.txt", "hello")
 
     dag_run = run_dag("artiflow_test_plain_task")
     assert dag_run.state == DagRunState.SUCCESS
