@@ -124,7 +124,7 @@ def serial_md5(paths: list[str]) -> float:
 
 def artiflow_cold_warm(tree: Path, scratch: Path, expected: int) -> tuple[float, float]:
     import artiflow
-    from artiflow.hashcache import default_hash_cache
+    from artiflow.hashing import default_hash_cache
 
     cache = scratch / f"hash-cache-{time.monotonic_ns()}.db"
     os.environ["ARTIFLOW_HASH_CACHE"] = str(cache)  # a new, empty cache

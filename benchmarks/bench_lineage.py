@@ -27,8 +27,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from artiflow import Registry
-from artiflow import schema as t
-from artiflow.lineage import LineageGraph, _closure
+from artiflow.db import schema as t
+from artiflow.db.lineage import closure
+from artiflow.lineage import LineageGraph
 
 TARGET_MS = 50.0
 
@@ -142,7 +143,7 @@ def _read_all(reg: Registry, ref: str) -> LineageGraph:
 def _query_only(reg: Registry, ref: str) -> None:
     """The recursive query of :func:`artiflow.lineage.lineage`, rows read and dropped."""
     with reg.meta.read() as conn:
-        for _ in conn.execute(_closure(reg.meta.find(ref).id, "upstream")):
+        for _ in conn.execute(closure(reg.meta.find(ref).id, "upstream")):
             pass
 
 

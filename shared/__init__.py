@@ -17,10 +17,9 @@ from .errors import ArtifactNotFound, ArtiflowError
 from .manifest import Manifest, ManifestEntry
 from .records import RunInfo
 from .registry import Registry
-from .runs import Run
+from .run import Run
 from .tables import PartitionedTable, Table
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "Artifact",

@@ -3,21 +3,24 @@
 Local files are never copied into a staging folder: ``add_file``/``add_dir`` hash them in place
 (through the hash cache) and remember ``(inode, size, mtime_ns)``; the registry re-verifies each
 file while uploading it and refuses one that changed in between.
+
+This module knows no registry: a logged artifact talks to the small :class:`ArtifactBackend`
+protocol defined here, which :class:`artiflow.Registry` implements. The registry side moves an
+artifact through its states with :meth:`Artifact.begin_logging`, :meth:`Artifact.bind` and
+:meth:`Artifact.abort_logging`; user code never needs them.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import threading
-import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
+from .backend import ArtifactBackend, LogFuture, Progress
+from .config import artifact_dir
 from .errors import (
     ArtifactStateError,
     EntryConflict,
@@ -27,14 +30,10 @@ from .errors import (
 from .hashing import HashedFile, gc_paused, hash_files, hash_tree
 from .manifest import Manifest, ManifestEntry
 from .naming import check_metadata, check_name, check_type, entry_path
-from .resolve import resolve_reference
-from .runs import LogFuture
-from .tables import PARTITIONED_SUFFIX, TABLE_SUFFIX, PartitionedTable, Table, is_table_part
-
-if TYPE_CHECKING:
-    from .records import VersionRecord
-    from .registry import Registry
-    from .runs import RunInfo
+from .records import RunInfo, VersionRecord
+from .resolvers import resolve_reference
+from .scratch import Scratch
+from .tables import PartitionedTable, Table, load_table, table_file
 
 __all__ = ["Artifact"]
 
@@ -65,10 +64,10 @@ class Artifact:
         self._sources: dict[str, HashedFile] = {}
         self._state = _DRAFT
         self._lock = threading.Lock()
-        self._tmpdir: str | None = None
-        self._future: Future[Artifact] | None = None
+        self._scratch = Scratch(self)
+        self._future: LogFuture[Artifact] | None = None
         self._reused = False
-        self._registry: Registry | None = None
+        self._backend: ArtifactBackend | None = None
         self._record: VersionRecord | None = None
 
     # ------------------------------------------------------------------------------ identity
@@ -102,9 +101,9 @@ class Artifact:
     @property
     def manifest(self) -> Manifest:
         if self._manifest is None:
-            if self._registry is None or self._record is None:
+            if self._backend is None or self._record is None:
                 raise ArtifactStateError(f"artifact {self._name!r} has no manifest loaded")
-            self._manifest = self._registry._load_manifest(self._record)
+            self._manifest = self._backend.manifest_of(self._record)
         return self._manifest
 
     @property
@@ -133,6 +132,11 @@ class Artifact:
         return self._state
 
     @property
+    def record(self) -> VersionRecord | None:
+        """The committed version as the registry holds it, once committed."""
+        return self._record
+
+    @property
     def version(self) -> str | None:
         """``"v3"`` once committed, else ``None``."""
         return None if self._record is None else f"v{self._record.index}"
@@ -151,9 +155,9 @@ class Artifact:
     @property
     def aliases(self) -> list[str]:
         """The version's aliases (``latest`` included while it is the latest), read fresh."""
-        if self._registry is None or self._record is None:
+        if self._backend is None or self._record is None:
             return []
-        return self._registry._aliases_of(self._record)
+        return self._backend.aliases_of(self._record)
 
     @property
     def created_at(self) -> Any:
@@ -171,29 +175,6 @@ class Artifact:
                 "build a new Artifact for a new version"
             )
 
-    def _check_conflicts(self, entries: Sequence[ManifestEntry], overwrite: bool) -> None:
-        """Refuse clashes before anything is changed, so a failed add writes nothing."""
-        manifest = self.manifest
-        seen: dict[str, ManifestEntry] = {}
-        for entry in entries:
-            other = seen.get(entry.path)
-            if other is not None and other.digest != entry.digest:
-                raise EntryConflict(f"two different sources map to entry {entry.path!r}")
-            seen[entry.path] = entry
-            if overwrite or entry.path not in manifest:
-                continue
-            current = manifest.get(entry.path)
-            if current.digest != entry.digest or current.ref != entry.ref:
-                raise EntryConflict(
-                    f"entry {entry.path!r} already exists with other content; "
-                    "pass overwrite=True to replace it"
-                )
-        clash = manifest.file_folder_clash(seen)
-        if clash is not None:
-            raise EntryConflict(
-                f"entry {clash[0]!r} would be both a file and the folder holding {clash[1]!r}"
-            )
-
     def _put(
         self,
         entries: Sequence[ManifestEntry],
@@ -202,10 +183,10 @@ class Artifact:
     ) -> list[ManifestEntry]:
         with self._lock:
             self._ensure_draft()
-            self._check_conflicts(entries, overwrite)
             manifest = self.manifest
+            manifest.check_additions(entries, overwrite)  # a refused add changes nothing
             for entry in entries:
-                manifest._put(entry)
+                manifest.put(entry)
                 source = sources.get(entry.path)
                 if source is None:
                     self._sources.pop(entry.path, None)
@@ -266,18 +247,6 @@ class Artifact:
         entries = resolve_reference(uri, name, checksum=checksum, max_objects=max_objects)
         return self._put(entries, {}, overwrite)
 
-    def _scratch(self) -> str:
-        if self._tmpdir is None:
-            self._tmpdir = tempfile.mkdtemp(prefix="artiflow-new-")
-            weakref.finalize(self, shutil.rmtree, self._tmpdir, True)
-        return self._tmpdir
-
-    def _add_bytes(self, name: str, data: bytes, overwrite: bool) -> ManifestEntry:
-        fd, tmp = tempfile.mkstemp(dir=self._scratch())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        return self.add_file(tmp, name, overwrite=overwrite)
-
     @contextmanager
     def new_file(
         self, name: str, mode: str = "w", encoding: str | None = None, *, overwrite: bool = False
@@ -285,26 +254,18 @@ class Artifact:
         """Open a new file to write; it becomes entry ``name`` when the block exits cleanly."""
         self._ensure_draft()
         target = entry_path(name)
-        if mode not in ("w", "wb", "x", "xb"):
-            raise ValueError(f"new_file mode must be 'w' or 'wb', got {mode!r}")
         if not overwrite and target in self.manifest:
             raise EntryConflict(f"entry {target!r} already exists; pass overwrite=True")
-        fd, tmp = tempfile.mkstemp(dir=self._scratch())
-        os.close(fd)
-        binary = "b" in mode
-        with open(tmp, "wb" if binary else "w", encoding=None if binary else encoding) as fh:
+        with self._scratch.open(mode, encoding) as (fh, path):
             yield fh
-        self.add_file(tmp, target, overwrite=overwrite)
+        self.add_file(path, target, overwrite=overwrite)
 
     def add(
         self, obj: Table | PartitionedTable, name: str, *, overwrite: bool = False
     ) -> ManifestEntry:
         """Add a :class:`Table` (``<name>.table.json``) or :class:`PartitionedTable`."""
-        if isinstance(obj, Table):
-            return self._add_bytes(entry_path(name) + TABLE_SUFFIX, obj.to_bytes(), overwrite)
-        if isinstance(obj, PartitionedTable):
-            return self._add_bytes(entry_path(name) + PARTITIONED_SUFFIX, obj.to_bytes(), overwrite)
-        raise TypeError(f"add() takes a Table or PartitionedTable, got {type(obj).__name__}")
+        path, data = table_file(obj, name)
+        return self.add_file(self._scratch.write(data), path, overwrite=overwrite)
 
     def remove(self, name: str) -> list[ManifestEntry]:
         """Remove an entry, or every entry under a directory prefix."""
@@ -314,7 +275,7 @@ class Artifact:
             if not gone:
                 raise EntryNotFound(f"no entry or directory {name!r} in artifact {self._name!r}")
             for entry in gone:
-                self.manifest._drop(entry.path)
+                self.manifest.drop(entry.path)
                 self._sources.pop(entry.path, None)
             return gone
 
@@ -326,42 +287,26 @@ class Artifact:
         source = self._sources.get(path)
         if source is not None:
             return Path(source.path).read_bytes()
-        if self._registry is None:
+        if self._backend is None:
             raise EntryNotFound(f"entry {path!r} has no local content")
-        return self._registry._read_entry(self.manifest.get(path))
+        return self._backend.read_entry(self.manifest.get(path))
 
     def get(self, name: str) -> Table | PartitionedTable:
         """The object added with :meth:`add` under ``name`` (a Table or PartitionedTable)."""
-        path = entry_path(name)
-        manifest = self.manifest
-        if path + TABLE_SUFFIX in manifest:
-            return Table.from_bytes(self._read_entry(path + TABLE_SUFFIX))
-        if path + PARTITIONED_SUFFIX in manifest:
-            raw = self._read_entry(path + PARTITIONED_SUFFIX)
-            return PartitionedTable.from_bytes(raw, self._part_loader(raw))
-        if path.endswith(TABLE_SUFFIX) and path in manifest:
-            return Table.from_bytes(self._read_entry(path))
-        raise EntryNotFound(f"no table {name!r} in artifact {self._name!r}")
-
-    def _part_loader(self, raw: bytes) -> Any:
-        parts_path = PartitionedTable.from_bytes(raw, list).parts_path
-
-        def load() -> list[tuple[str, Table]]:
-            return [
-                (p, Table.from_bytes(self._read_entry(p)))
-                for p in self.manifest.entries
-                if is_table_part(p, parts_path)
-            ]
-
-        return load
+        try:
+            return load_table(name, self.manifest.entries, self._read_entry)
+        except EntryNotFound:
+            raise EntryNotFound(f"no table {name!r} in artifact {self._name!r}") from None
 
     # ------------------------------------------------------------------------------ logged
-    def _require_registry(self, what: str) -> Registry:
-        if self._registry is None:
+    def _logged(self, what: str) -> tuple[ArtifactBackend, VersionRecord]:
+        """Wait for a pending log, then the backend and record ``what`` needs."""
+        self.wait()
+        if self._backend is None or self._record is None:
             raise ArtifactStateError(
                 f"artifact {self._name!r} is not logged; {what} needs a logged version"
             )
-        return self._registry
+        return self._backend, self._record
 
     def wait(self, timeout: float | None = None) -> Artifact:
         """Block until a pending log finishes; re-raise its failure."""
@@ -370,104 +315,88 @@ class Artifact:
             if self._state == _DRAFT:
                 raise ArtifactStateError(f"artifact {self._name!r} was never logged")
             return self
-        if isinstance(future, LogFuture) and future.deferred and not future.done():
-            raise ArtifactStateError(
-                f"{self._name!r} is logged in an atomic run: it is committed when the run's "
-                "block exits"
-            )
-        try:
-            future.result(timeout)
-        except TimeoutError:
-            raise
-        except BaseException:
-            if isinstance(future, LogFuture):
-                future.seen = True
-            raise
+        future.wait(self._name, timeout)
         return self
 
     def download(
         self,
         root: str | os.PathLike[str] | None = None,
         *,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Progress | None = None,
     ) -> Path:
         """Materialise every entry under ``root`` (verified, through the local cache).
 
-        ``progress(files_done, files_total)`` is called as files land (from worker threads).
+        ``root`` defaults to ``$ARTIFLOW_ARTIFACT_DIR/<name>/<version>`` (see
+        :func:`artiflow.config.artifact_dir`). ``progress(files_done, files_total)`` is called as
+        files land (from worker threads).
         """
-        self.wait()
-        return self._require_registry("download()")._download(self, root, progress)
+        backend, record = self._logged("download()")
+        return backend.download(self.manifest, self._root(root, record), progress)
 
     def verify(self, root: str | os.PathLike[str] | None = None) -> None:
         """Raise :class:`~artiflow.errors.CorruptedBlob` if a file under ``root`` differs."""
-        self.wait()
-        self._require_registry("verify()")._verify(self, root)
+        backend, record = self._logged("verify()")
+        backend.verify(self.manifest, self._root(root, record), record.qualified_name)
+
+    def _root(self, root: str | os.PathLike[str] | None, record: VersionRecord) -> Path:
+        return Path(root) if root is not None else artifact_dir() / self._name / record.version
 
     def logged_by(self) -> RunInfo | None:
         """The run that produced this version."""
-        self.wait()
-        registry = self._require_registry("logged_by()")
-        if self._record is None:
-            raise ArtifactStateError(f"artifact {self._name!r} has no committed version")
-        return registry._logged_by(self._record)
+        backend, record = self._logged("logged_by()")
+        return backend.logged_by(record)
 
     def used_by(self) -> list[RunInfo]:
         """Every run that consumed this version, oldest first."""
-        self.wait()
-        registry = self._require_registry("used_by()")
-        if self._record is None:
-            raise ArtifactStateError(f"artifact {self._name!r} has no committed version")
-        return registry._used_by(self._record)
+        backend, record = self._logged("used_by()")
+        return backend.used_by(record)
 
     # ------------------------------------------------------------------------------ registry side
-    def _begin_logging(self, registry: Registry, future: Future[Artifact]) -> None:
+    def begin_logging(self, backend: ArtifactBackend, future: LogFuture[Artifact]) -> None:
+        """Registry side: a log started; the artifact is ``pending`` until bound or aborted."""
         with self._lock:
             self._ensure_draft()
             self._state = _PENDING
-            self._registry = registry
+            self._backend = backend
             self._future = future
             self._reused = False
 
-    def _abort_logging(self) -> None:
-        """A failed log leaves the artifact as a draft the user can fix and log again."""
+    def abort_logging(self) -> None:
+        """Registry side: a failed log leaves a draft the user can fix and log again."""
         with self._lock:
             self._state = _DRAFT
-            self._registry = None
+            self._backend = None
 
-    def _bind(
+    def bind(
         self,
-        registry: Registry,
+        backend: ArtifactBackend,
         record: VersionRecord,
         manifest: Manifest | None = None,
         *,
         reused: bool = False,
     ) -> None:
+        """Registry side: the artifact is the committed version ``record``. ``reused`` when
+        its content matched an existing version; ``manifest`` when the committed content
+        differs from the draft's (a distributed finish)."""
         with self._lock:
-            self._registry = registry
+            self._backend = backend
             self._record = record
             self._reused = reused
             self._state = _COMMITTED
-            if manifest is not None:  # committed content differs from the draft (distributed)
+            if manifest is not None:
                 self._manifest = manifest
 
     @classmethod
-    def _from_record(cls, registry: Registry, record: VersionRecord) -> Artifact:
-        art = cls.__new__(cls)
-        art._name = record.name
-        art._type = record.type
-        art._description = record.description
-        art._metadata = dict(record.metadata)
+    def from_record(cls, backend: ArtifactBackend, record: VersionRecord) -> Artifact:
+        """Registry side: the committed version ``record`` (its manifest loads on first use)."""
+        art = cls(record.name, record.type, record.description, record.metadata)
         art._manifest = None
-        art._sources = {}
         art._state = _COMMITTED
-        art._lock = threading.Lock()
-        art._tmpdir = None
-        art._future = None
-        art._reused = False
-        art._registry = registry
+        art._backend = backend
         art._record = record
         return art
 
     @property
-    def _local_sources(self) -> Mapping[str, HashedFile]:
+    def local_sources(self) -> Mapping[str, HashedFile]:
+        """Entry path → the local file it was added from (what a log uploads)."""
         return self._sources

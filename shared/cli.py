@@ -26,12 +26,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from . import __version__
-from .config import artiflow_home
-from .errors import ArtiflowError, DatabaseError, InvalidMetadata
+from . import config
+from .errors import ArtiflowError, InvalidMetadata
 from .formatting import SHORT_UNITS, format_size
-from .lineage import producers
 from .registry import Registry
+from .version import __version__
 
 __all__ = ["main", "marker_path"]
 
@@ -129,7 +128,7 @@ def ls_command(name: str | None, store: str | None, database: str | None) -> Non
         if not records:
             console.print(f"no artifacts in {reg.meta.safe_url}")
             return
-        made_by = producers(reg, [r.id for r in records])
+        made_by = reg.meta.producers([r.id for r in records])
         aliases = reg.meta.aliases_for([r.id for r in records])
     table = RichTable()
     for i, column in enumerate([*head, "producer"] + (["digest"] if name else [])):
@@ -307,22 +306,9 @@ def db_group() -> None:
 @_registry_options
 def db_upgrade_command(store: str | None, database: str | None) -> None:
     """Migrate the metadata database to this artiflow's schema (back it up first)."""
-    from sqlalchemy import exc
+    from .db import upgrade_database
 
-    from .metastore import create_engine
-    from .migrate import upgrade
-
-    url = database or f"sqlite:///{artiflow_home() / 'registry.db'}"
-    engine = create_engine(url)
-    try:
-        before, after = upgrade(engine)
-    except exc.SQLAlchemyError as err:
-        raise DatabaseError(
-            f"upgrade of {engine.url.render_as_string(hide_password=True)} failed: {err}"
-        ) from err
-    finally:
-        engine.dispose()
-    where = engine.url.render_as_string(hide_password=True)
+    where, before, after = upgrade_database(database or config.database_url())
     if before == after:
         click.echo(f"{where}: already at schema revision {after}")
     else:
@@ -355,7 +341,7 @@ def cache_prune_command(
 
     --store/--database are accepted for symmetry; the cache is local and shared.
     """
-    from .cache import BlobCache
+    from .storage import BlobCache
 
     cache = BlobCache(cache_dir)
     limit = _parse_size(max_bytes) if max_bytes is not None else cache.max_bytes
@@ -377,7 +363,7 @@ def demo_command(home: str | None, store: str | None, database: str | None) -> N
     """Run a small ETL pipeline twice and print the model's lineage."""
     from .demo import MODEL, run_demo
 
-    base = Path(home).resolve() if home else artiflow_home()
+    base = Path(home).resolve() if home else config.artiflow_home()
     if home:
         store = store or str(base / "store")
         database = database or f"sqlite:///{base / 'registry.db'}"

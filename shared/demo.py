@@ -32,7 +32,7 @@ from typing import Any
 from .artifact import Artifact
 from .errors import ArtifactNotFound
 from .registry import Registry
-from .runs import Run
+from .run import Run
 from .tables import Table
 
 __all__ = ["MODEL", "PIPELINE", "DemoResult", "run_demo"]

@@ -19,6 +19,7 @@ Every error is an :class:`ArtiflowError`; most are also the builtin that fits, s
     ├── TypeMismatch (ValueError)          a name owned by another type, or use_artifact(type=...)
     ├── ArtifactStateError                 operation not allowed in the artifact's state
     ├── DistributedError                   upsert/finish of a distributed artifact refused
+    ├── InvalidArgument (ValueError, TypeError) an argument of the wrong kind or value
     ├── InvalidSpec (TypeError)            a step's inputs/outputs declaration is malformed
     ├── EmptyOutput (ValueError)           a step returned without filling a declared output
     ├── StoreError (OSError)               blob store unreachable or refusing
@@ -39,6 +40,7 @@ __all__ = [
     "EmptyOutput",
     "EntryConflict",
     "EntryNotFound",
+    "InvalidArgument",
     "InvalidMetadata",
     "InvalidName",
     "InvalidPath",
@@ -121,6 +123,10 @@ class ArtifactStateError(ArtiflowError):
 
 class DistributedError(ArtiflowError):
     """A distributed artifact upsert or finish was refused."""
+
+
+class InvalidArgument(ArtiflowError, ValueError, TypeError):
+    """An argument has the wrong kind or value (a mode, an object :meth:`add` cannot store)."""
 
 
 class InvalidSpec(ArtiflowError, TypeError):

@@ -1,9 +1,10 @@
 """Lineage: the bipartite graph run → produced version, version → consuming run.
 
-The closure up- or downstream of a version is one recursive common table expression run by the
-database (SQLite or PostgreSQL) over ``artiflow_usage``; Python receives only the answer, never
-the whole graph. ``depth`` counts hops (edges) from the starting version: ``depth=1`` upstream is
-the runs that produced it, ``depth=2`` adds the versions those runs consumed, and so on.
+The closure up- or downstream of a version is one recursive query
+(:mod:`artiflow.db.lineage`); this module turns its rows into a graph and renders it (JSON,
+Graphviz DOT, Mermaid, a text tree). ``depth`` counts hops (edges) from the starting version:
+``depth=1`` upstream is the runs that produced it, ``depth=2`` adds the versions those runs
+consumed, and so on.
 """
 
 from __future__ import annotations
@@ -14,14 +15,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, overload
 
-import sqlalchemy as sa
-
-from . import schema as t
 from .errors import InvalidMetadata
-from .records import RunInfo, VersionRecord, run_label
+from .records import run_label
 
 if TYPE_CHECKING:
-    from .registry import Registry
+    from .db import MetaStore
 
 __all__ = [
     "DIRECTIONS",
@@ -29,13 +27,9 @@ __all__ = [
     "LineageGraph",
     "LineageNode",
     "lineage",
-    "producers",
-    "run_versions",
 ]
 
 DIRECTIONS: tuple[str, ...] = ("upstream", "downstream", "both")
-# per direction: (role of the usage from a reached version to the next run, role onwards)
-_ROLES = {"upstream": ("output", "input"), "downstream": ("input", "output")}
 
 
 class LineageNode(NamedTuple):
@@ -258,99 +252,6 @@ def _check_args(direction: str, depth: int | None) -> None:
         raise InvalidMetadata(f"depth must be a non-negative integer or None, got {depth!r}")
 
 
-def _null(type_: Any) -> Any:
-    return sa.cast(sa.null(), type_)
-
-
-def _with_labels(rows: Any, version_id: Any, run_id: Any, reached_from: Any) -> sa.Select[Any]:
-    """``(version_id, run_id, reached_from, name, type, index, pipeline, step, map_index,
-    attempt, status, pipeline_run)``: each row with its run's and its version's labels."""
-    v, a, r = t.versions, t.artifacts, t.runs
-    return sa.select(
-        version_id,
-        run_id,
-        reached_from,
-        *(a.c.name, a.c.type, v.c.index),
-        *(r.c.pipeline, r.c.step, r.c.map_index, r.c.attempt, r.c.status, r.c.pipeline_run),
-    ).select_from(
-        rows.join(r, r.c.id == run_id)
-        .outerjoin(v, v.c.id == version_id)
-        .outerjoin(a, a.c.id == v.c.artifact_id)
-    )
-
-
-def _closure(start: int, direction: str) -> sa.Select[Any]:
-    """One statement: every edge up- or downstream of version ``start``, with labels.
-
-    ``walk`` is the recursive part. A row ``(version_id, run_id, reached_from)`` says that
-    ``run_id`` made (upstream) or used (downstream) the reached version ``reached_from`` and
-    used or made ``version_id`` (NULL when the run has nothing further). Every usage between
-    two nodes of the answer is in some row, and ``UNION`` ends cycles (a run that re-logs the
-    version it used).
-    """
-    into_role, out_role = _ROLES[direction]
-    id_type = t.versions.c.id.type
-    u, u2 = t.usage.alias("u"), t.usage.alias("u2")
-    walk = sa.select(
-        sa.cast(sa.literal(start), id_type).label("version_id"),
-        _null(t.usage.c.run_id.type).label("run_id"),
-        _null(id_type).label("reached_from"),
-    ).cte("walk", recursive=True)
-    walk = walk.union(
-        sa.select(u2.c.version_id, u.c.run_id, walk.c.version_id).select_from(
-            walk.join(u, (u.c.version_id == walk.c.version_id) & (u.c.role == into_role)).outerjoin(
-                u2, (u2.c.run_id == u.c.run_id) & (u2.c.role == out_role)
-            )
-        )
-    )
-    return _with_labels(walk, walk.c.version_id, walk.c.run_id, walk.c.reached_from)
-
-
-def _closure_within(start: int, direction: str, depth: int) -> sa.Select[Any]:
-    """Like :func:`_closure`, for the nodes within ``depth`` hops and every usage among them.
-
-    ``walk`` keeps how many version-to-version steps (two hops each) lead to each version;
-    a version is in if its fewest steps are within ``depth``, a run if it is one hop past a
-    version that is and still within ``depth``.
-    """
-    into_role, out_role = _ROLES[direction]
-    u, u2 = t.usage.alias("u"), t.usage.alias("u2")
-    walk = sa.select(
-        sa.cast(sa.literal(start), t.versions.c.id.type).label("version_id"),
-        sa.cast(sa.literal(0), sa.Integer()).label("step"),
-    ).cte("walk", recursive=True)
-    walk = walk.union(
-        sa.select(u2.c.version_id, walk.c.step + 1)
-        .select_from(
-            walk.join(u, (u.c.version_id == walk.c.version_id) & (u.c.role == into_role)).join(
-                u2, (u2.c.run_id == u.c.run_id) & (u2.c.role == out_role)
-            )
-        )
-        .where(walk.c.step * 2 + 2 <= depth)
-    )
-    vset = (
-        sa.select(walk.c.version_id, sa.func.min(walk.c.step).label("step"))
-        .group_by(walk.c.version_id)
-        .cte("vset")
-    )
-    rset = (
-        sa.select(u.c.run_id)
-        .join(vset, u.c.version_id == vset.c.version_id)
-        .where(u.c.role == into_role, vset.c.step * 2 + 1 <= depth)
-        .distinct()
-        .cte("rset")
-    )
-    edges = (
-        sa.select(u2.c.version_id, u2.c.run_id, u2.c.role)
-        .join(vset, vset.c.version_id == u2.c.version_id)
-        .join(rset, rset.c.run_id == u2.c.run_id)
-        .subquery("edges")
-    )
-    onward = sa.case((edges.c.role == out_role, edges.c.version_id))
-    into = sa.case((edges.c.role == into_role, edges.c.version_id))
-    return _with_labels(edges, onward, edges.c.run_id, into)
-
-
 def _collect(
     rows: Iterable[Sequence[Any]],
     upstream: bool,
@@ -397,7 +298,7 @@ _NODE_ORDER = operator.itemgetter(1, 2, 3, 0)
 
 
 def lineage(
-    registry: Registry,
+    meta: MetaStore,
     ref: str,
     direction: str = "upstream",
     depth: int | None = None,
@@ -409,53 +310,13 @@ def lineage(
     :attr:`RunInfo.label`. ``both`` is the union of the upstream and downstream graphs.
     """
     _check_args(direction, depth)
-    record = registry.meta.find(ref)
+    record = meta.find(ref)
     root = LineageNode(f"artifact:{record.id}", "artifact", record.qualified_name, record.type)
     nodes: dict[str, tuple[str, str, str, str, str]] = {root.id: root}
     edges: dict[tuple[str, str], None] = {}
     if depth != 0:
         ways = ("upstream", "downstream") if direction == "both" else (direction,)
-        with registry.meta.read() as conn:
-            for way in ways:
-                query = (
-                    _closure(record.id, way)
-                    if depth is None
-                    else _closure_within(record.id, way, depth)
-                )
-                _collect(conn.execute(query), way == "upstream", nodes, edges)
+        for way, rows in meta.closure_rows(record.id, ways, depth):
+            _collect(rows, way == "upstream", nodes, edges)
     del nodes[root.id]
     return LineageGraph(root, direction, sorted(nodes.values(), key=_NODE_ORDER), sorted(edges))
-
-
-def run_versions(registry: Registry, run_id: str) -> list[tuple[str, VersionRecord]]:
-    """``(role, version)`` for every version a run consumed (``input``) or produced
-    (``output``): inputs first, each in the order recorded."""
-    meta = registry.meta
-    query = (
-        meta._version_query()
-        .add_columns(t.usage.c.role)
-        .join(t.usage, t.usage.c.version_id == t.versions.c.id)
-        .where(t.usage.c.run_id == run_id)
-        .order_by(t.usage.c.role, t.usage.c.created_at, t.versions.c.id)
-    )
-    with meta.read() as conn:
-        rows = conn.execute(query).mappings().all()
-    return [(row["role"], meta._record(row)) for row in rows]
-
-
-def producers(registry: Registry, version_ids: Sequence[int]) -> dict[int, list[RunInfo]]:
-    """The runs that produced each version (one, or several for a distributed version)."""
-    out: dict[int, list[RunInfo]] = {v: [] for v in version_ids}
-    ids = list(version_ids)
-    with registry.meta.read() as conn:
-        for start in range(0, len(ids), 500):
-            query = (
-                sa.select(t.usage.c.version_id, t.runs)
-                .join(t.runs, t.runs.c.id == t.usage.c.run_id)
-                .where(t.usage.c.version_id.in_(ids[start : start + 500]))
-                .where(t.usage.c.role == "output")
-                .order_by(t.usage.c.created_at, t.runs.c.id)
-            )
-            for row in conn.execute(query).mappings():
-                out[row["version_id"]].append(registry.meta._run_from_row(row))
-    return out

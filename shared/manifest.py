@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from .errors import EntryNotFound, InvalidMetadata
+from .errors import EntryConflict, EntryNotFound, InvalidMetadata
 from .naming import entry_path
 
 __all__ = ["MANIFEST_VERSION", "Manifest", "ManifestEntry", "manifest_digest"]
@@ -72,7 +72,7 @@ class Manifest:
         self._sorted: Mapping[str, ManifestEntry] | None = None
         self._folders: dict[str, int] = {}  # folder -> entries and folders directly in it
         for entry in entries:
-            self._put(entry)
+            self.put(entry)
 
     # -- reading ---------------------------------------------------------------------------
     @property
@@ -112,6 +112,28 @@ class Manifest:
         return sum(e.size or 0 for e in self._entries.values())
 
     # -- changing (the artifact guards these) --------------------------------------------
+    def check_additions(self, entries: Sequence[ManifestEntry], overwrite: bool) -> None:
+        """Raise :class:`EntryConflict` if ``entries`` cannot all be added: two of them at one
+        path with other content, an existing path with other content (unless ``overwrite``),
+        or a path that would be both a file and a folder. Changes nothing."""
+        seen: dict[str, ManifestEntry] = {}
+        for entry in entries:
+            other = seen.get(entry.path)
+            if other is not None and other.digest != entry.digest:
+                raise EntryConflict(f"two different sources map to entry {entry.path!r}")
+            seen[entry.path] = entry
+            current = None if overwrite else self._entries.get(entry.path)
+            if current is not None and (current.digest, current.ref) != (entry.digest, entry.ref):
+                raise EntryConflict(
+                    f"entry {entry.path!r} already exists with other content; "
+                    "pass overwrite=True to replace it"
+                )
+        clash = self.file_folder_clash(seen)
+        if clash is not None:
+            raise EntryConflict(
+                f"entry {clash[0]!r} would be both a file and the folder holding {clash[1]!r}"
+            )
+
     def file_folder_clash(self, paths: Iterable[str]) -> tuple[str, str] | None:
         """A pair ``(file, path below it)`` if adding ``paths`` would make one path both a file
         and a folder (``a`` and ``a/b``): such a version could never be downloaded."""
@@ -129,13 +151,15 @@ class Manifest:
                 folder = folder.rpartition("/")[0]
         return None
 
-    def _put(self, entry: ManifestEntry) -> None:
+    def put(self, entry: ManifestEntry) -> None:
+        """Add or replace ``entry`` (unchecked: see :meth:`check_additions`)."""
         if entry.path not in self._entries:
             self._link(entry.path.rpartition("/")[0])
         self._entries[entry.path] = entry
         self._sorted = None
 
-    def _drop(self, path: str) -> None:
+    def drop(self, path: str) -> None:
+        """Remove the entry at ``path``."""
         del self._entries[path]
         self._unlink(path.rpartition("/")[0])
         self._sorted = None

@@ -1,4 +1,6 @@
-"""Rules for names, types, aliases, metadata and entry paths (W&B's rules, enforced up front)."""
+"""Rules for names, types, aliases, metadata and entry paths (W&B's rules, enforced up front),
+the one grammar of references (``name``, ``name:alias``, ``name:v3``) and the one
+``artiflow://<name>`` URI that stands for an artifact in Airflow and Prefect assets."""
 
 from __future__ import annotations
 
@@ -12,17 +14,26 @@ from .errors import InvalidMetadata, InvalidName, InvalidPath
 __all__ = [
     "MAX_METADATA_KEYS",
     "MAX_NAME_LENGTH",
+    "URI_SCHEME",
+    "artifact_uri",
     "check_alias",
     "check_metadata",
     "check_name",
     "check_type",
     "entry_path",
+    "name_from_uri",
+    "parse_ref",
+    "ref_name",
+    "version_index",
 ]
 
 MAX_NAME_LENGTH = 128
 MAX_METADATA_KEYS = 100
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 _RESERVED_ALIAS_RE = re.compile(r"v\d+|latest")
+_VERSION_RE = re.compile(r"v(\d+)")
+URI_SCHEME = "artiflow"
+"""The scheme of :func:`artifact_uri`: ``artiflow://<name>`` names an artifact (all versions)."""
 # Paths that certainly pass every check in entry_path (the common case, matched in one go):
 # relative, no drive letter, no empty, "." or ".." segment, no backslash or control character.
 _FAST_OK = re.compile(
@@ -120,3 +131,57 @@ def entry_path(path: object) -> str:
                 "entry paths must stay inside the artifact"
             )
     return "/".join(segments)
+
+
+def parse_ref(ref: object) -> tuple[str, str]:
+    """Split ``name``, ``name:alias`` or ``name:v3`` into ``(name, alias-or-version)``.
+
+    A bare name means ``latest``. Raises :class:`InvalidName` for anything else.
+    """
+    if not isinstance(ref, str):
+        raise InvalidName(f"artifact reference must be a string, got {ref!r}")
+    name, sep, tag = ref.partition(":")
+    check_name(name)
+    if not sep:
+        return name, "latest"
+    if not tag:
+        raise InvalidName(f"artifact reference {ref!r} has an empty alias or version after ':'")
+    if not (_VERSION_RE.fullmatch(tag) or tag == "latest"):
+        check_alias(tag)
+    return name, tag
+
+
+def version_index(tag: str) -> int | None:
+    """``3`` for the tag ``v3``; ``None`` for an alias."""
+    match = _VERSION_RE.fullmatch(tag)
+    return int(match.group(1)) if match else None
+
+
+def ref_name(ref: object) -> str | None:
+    """The artifact name of a valid reference (``"cats:v3"`` → ``"cats"``), else ``None``."""
+    try:
+        return parse_ref(ref)[0]
+    except InvalidName:
+        return None
+
+
+def artifact_uri(name: str) -> str:
+    """``artiflow://<name>``: the asset URI of an artifact (a reference's tag is dropped: an
+    asset is the artifact, its versions are materialisations)."""
+    base = name.partition(":")[0] if isinstance(name, str) else name
+    return f"{URI_SCHEME}://{check_name(base)}"
+
+
+def name_from_uri(uri: str) -> str:
+    """The artifact name of ``artiflow://<name>``; :class:`InvalidName` for any other URI."""
+    scheme, sep, rest = uri.partition("://") if isinstance(uri, str) else ("", "", "")
+    if not sep or scheme.lower() != URI_SCHEME:
+        raise InvalidName(f"{uri!r} is not an {URI_SCHEME}:// URI")
+    if not rest:
+        raise InvalidName(f"an {URI_SCHEME} URI needs an artifact name: {URI_SCHEME}://<name>")
+    if "/" in rest.rstrip("/") or "?" in rest or "#" in rest:
+        raise InvalidName(
+            f"an {URI_SCHEME} URI names an artifact, not a version or a file: "
+            f"use {URI_SCHEME}://<name> (the version travels in the event)"
+        )
+    return check_name(rest.rstrip("/"))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InvalidMetadata
+from .errors import EntryNotFound, InvalidArgument, InvalidMetadata
 from .naming import entry_path
 
 __all__ = [
@@ -15,6 +15,8 @@ __all__ = [
     "TABLE_SUFFIX",
     "PartitionedTable",
     "Table",
+    "load_table",
+    "table_file",
 ]
 
 TABLE_SUFFIX = ".table.json"
@@ -136,3 +138,35 @@ class PartitionedTable:
 
 def is_table_part(path: str, parts_path: str) -> bool:
     return path.startswith(parts_path + "/") and path.endswith(TABLE_SUFFIX)
+
+
+def table_file(obj: object, name: str) -> tuple[str, bytes]:
+    """The entry path and stored bytes of a :class:`Table` or :class:`PartitionedTable` added
+    under ``name``."""
+    if isinstance(obj, Table):
+        return entry_path(name) + TABLE_SUFFIX, obj.to_bytes()
+    if isinstance(obj, PartitionedTable):
+        return entry_path(name) + PARTITIONED_SUFFIX, obj.to_bytes()
+    raise InvalidArgument(f"add() takes a Table or PartitionedTable, got {type(obj).__name__}")
+
+
+def load_table(
+    name: str, paths: Collection[str], read: Callable[[str], bytes]
+) -> Table | PartitionedTable:
+    """The table stored under ``name`` among the entry ``paths``; ``read`` gives an entry's
+    bytes. :class:`EntryNotFound` when there is none."""
+    path = entry_path(name)
+    if path + TABLE_SUFFIX in paths:
+        return Table.from_bytes(read(path + TABLE_SUFFIX))
+    if path + PARTITIONED_SUFFIX in paths:
+        raw = read(path + PARTITIONED_SUFFIX)
+        parts_path = PartitionedTable.from_bytes(raw, list).parts_path
+
+        def load() -> list[tuple[str, Table]]:
+            found = sorted(p for p in paths if is_table_part(p, parts_path))
+            return [(p, Table.from_bytes(read(p))) for p in found]
+
+        return PartitionedTable.from_bytes(raw, load)
+    if path.endswith(TABLE_SUFFIX) and path in paths:
+        return Table.from_bytes(read(path))
+    raise EntryNotFound(f"no table {name!r}")

@@ -181,7 +181,7 @@ def test_tables(tmp_path: Path) -> None:
     assert back.columns == ["a", "b"] and back.data == [[1, 2], [3, 4]]
     import json
 
-    raw = json.loads(Path(art._local_sources["tables/t.table.json"].path).read_bytes())
+    raw = json.loads(Path(art.local_sources["tables/t.table.json"].path).read_bytes())
     assert raw == {"columns": ["a", "b"], "data": [[1, 2], [3, 4]]}
     with pytest.raises(errors.InvalidMetadata):
         af.Table(columns=["a"], data=[[1, 2]])
@@ -209,7 +209,7 @@ def test_nothing_is_staged(project: Path, tmp_path: Path) -> None:
     art = af.Artifact("cats", "dataset")
     art.add_dir(project)
     assert all(
-        Path(s.path).is_relative_to(project) for s in art._local_sources.values()
+        Path(s.path).is_relative_to(project) for s in art.local_sources.values()
     )  # hashed in place, never copied
 
 

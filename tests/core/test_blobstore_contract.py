@@ -11,8 +11,8 @@ import fsspec
 import pytest
 
 from artiflow import errors
-from artiflow.blobstore import BlobStore, open_store
 from artiflow.hashing import hash_files
+from artiflow.storage import BlobStore, open_store
 
 
 def _md5(data: bytes) -> str:
@@ -100,7 +100,7 @@ class TestS3BlobStore(BlobStoreContract):
     def test_large_files_go_through_a_temporary_key(
         self, blobs: BlobStore, tmp_path: Path, monkeypatch
     ) -> None:  # type: ignore[no-untyped-def]
-        import artiflow.blobstore as mod
+        import artiflow.storage.blobstore as mod
 
         monkeypatch.setattr(mod, "SMALL", 1024)
         src = tmp_path / "big.bin"

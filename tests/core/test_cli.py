@@ -18,8 +18,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 import artiflow as af
-from artiflow.cache import BlobCache
 from artiflow.cli import main, marker_path
+from artiflow.storage import BlobCache
 
 MODEL = "demo-rain-model"
 

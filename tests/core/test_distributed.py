@@ -142,7 +142,7 @@ def test_a_crashed_finish_is_resumed(registry: af.Registry) -> None:
     the next finish completes it."""
     import sqlalchemy as sa
 
-    from artiflow import schema
+    from artiflow.db import schema
 
     upsert_parts(registry, "crashed", 2)
     with registry.meta.engine.begin() as conn:  # the state a finisher leaves when it dies

@@ -15,7 +15,6 @@ import pytest
 
 from artiflow import hashing
 from artiflow.errors import SourceNotFound
-from artiflow.hashcache import ENV_VAR, HashCache, default_cache_path, default_hash_cache
 from artiflow.hashing import (
     HashedFile,
     file_changed,
@@ -25,6 +24,7 @@ from artiflow.hashing import (
     stat_key,
     walk_files,
 )
+from artiflow.hashing.cache import ENV_VAR, HashCache, default_cache_path, default_hash_cache
 
 
 def md5(data: bytes) -> str:
@@ -100,7 +100,7 @@ def test_large_files_are_streamed_never_read_whole(
         tracemalloc.stop()
     assert [h.digest for h in out] == [_md5_of_zeros(n) for n in sizes]
     # Each hashing thread holds one CHUNK_SIZE buffer; nothing near a file's size is allocated.
-    assert peak < 8 * hashing.CHUNK_SIZE, f"peak {peak >> 20} MiB while hashing"
+    assert peak < 8 * hashing.digest.CHUNK_SIZE, f"peak {peak >> 20} MiB while hashing"
 
 
 def test_hash_files_many_small_files_match_hashlib(tmp_path: Path) -> None:
@@ -205,7 +205,7 @@ def test_corrupt_cache_degrades_with_a_warning(
     db.write_bytes(b"this is not a sqlite database" * 100)
     bad = HashCache(db)
     f = write(tmp_path / "a", b"a")
-    with caplog.at_level(logging.WARNING, logger="artiflow.hashcache"):
+    with caplog.at_level(logging.WARNING, logger="artiflow.hashing.cache"):
         (hashed,) = hash_files([f], cache=bad)
     assert hashed.digest == md5(b"a")
     assert not bad.enabled
@@ -248,7 +248,7 @@ def test_cache_is_safe_across_threads(tmp_path: Path, cache: HashCache) -> None:
 _WORKER = """
 import sys
 from pathlib import Path
-from artiflow.hashcache import HashCache
+from artiflow.hashing.cache import HashCache
 from artiflow.hashing import hash_files
 root, db = Path(sys.argv[1]), sys.argv[2]
 files = sorted(root.glob("*.txt"))

@@ -9,25 +9,27 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from artiflow import errors, migrate, schema
-from artiflow.metastore import MetaStore, parse_ref
+from artiflow import errors
+from artiflow.db import MetaStore, VersionSpec, migrate, schema
+from artiflow.naming import parse_ref
 
 
 def _commit(
     store: MetaStore, name: str, digest: str, run_id: str, type_: str = "dataset", aliases=()
 ):
-    return store.commit_version(
+    spec = VersionSpec(
         name=name,
-        type_=type_,
+        type=type_,
         digest=digest,
         manifest_key=digest,
         size=len(digest),
         file_count=1,
         description=None,
         metadata={"k": [1, 2]},
-        run_ids=[run_id],
-        aliases=aliases,
+        run_ids=(run_id,),
+        aliases=tuple(aliases),
     )
+    return store.commit_versions([spec])[0]
 
 
 class MetaStoreContract:

@@ -35,6 +35,21 @@ def test_import_artiflow_imports_no_optional_backend() -> None:
     assert json.loads(out.stdout) == []
 
 
+def test_import_artiflow_loads_no_resolver_until_one_is_used() -> None:
+    """The protocol table is lazy: a resolver module is imported when its protocol is used."""
+    code = (
+        "import sys, json, artiflow; from artiflow.resolvers import resolver_for; "
+        "before = sorted(m for m in sys.modules if m.startswith('artiflow.resolvers.')); "
+        "resolver_for('s3://bucket/key'); "
+        "after = sorted(m for m in sys.modules if m.startswith('artiflow.resolvers.')); "
+        "print(json.dumps([before, after]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, after = json.loads(out.stdout)
+    assert before == ["artiflow.resolvers.base", "artiflow.resolvers.registry"]
+    assert "artiflow.resolvers.cloud" in after and "s3fs" not in out.stdout
+
+
 def test_readme_snippets_are_the_tested_files() -> None:
     """The README's Airflow DAG and Prefect flow are the files the orchestrator suites run."""
     import re

@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 import artiflow as af
-from artiflow import errors, schema
+from artiflow import errors
+from artiflow.db import schema
 
 
 def _dataset(src: Path, name: str = "cats", type_: str = "dataset") -> af.Artifact:

@@ -29,9 +29,10 @@ from artiflow.errors import (
     UnsafeReference,
     UnsupportedScheme,
 )
-from artiflow.hashcache import default_hash_cache
+from artiflow.hashing import default_hash_cache
 from artiflow.manifest import ManifestEntry
-from artiflow.resolve import (
+from artiflow.resolvers import (
+    KNOWN_RESOLVERS,
     RESOLVERS,
     Resolver,
     fetch_reference,
@@ -192,8 +193,8 @@ class _Fixed(Resolver):
 
 
 def test_register_resolver(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr("artiflow.resolve.RESOLVERS", dict(RESOLVERS))
-    from artiflow import resolve
+    monkeypatch.setattr("artiflow.resolvers.registry.RESOLVERS", dict(RESOLVERS))
+    from artiflow import resolvers as resolve
 
     register_resolver(["fixed", "FIXED2"], _Fixed())
     assert isinstance(resolver_for("fixed2://a/b"), _Fixed)
@@ -205,8 +206,13 @@ def test_register_resolver(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
 
 
 def test_builtin_protocols_are_registered() -> None:
-    for protocol in ("file", "local", "http", "https", "s3", "s3a", "gs", "gcs"):
-        assert protocol in RESOLVERS
+    classes = {"file": "LocalResolver", "http": "HttpResolver", "s3": "S3Resolver"}
+    classes |= {"local": "LocalResolver", "https": "HttpResolver", "s3a": "S3Resolver"}
+    classes |= {"gs": "GCSResolver", "gcs": "GCSResolver"}
+    for protocol, cls in classes.items():
+        assert protocol in KNOWN_RESOLVERS
+        assert type(resolver_for(f"{protocol}://bucket/key")).__name__ == cls
+    assert type(resolver_for("memory://bucket/key")).__name__ == "FsspecResolver"
     with pytest.raises(UnsupportedScheme, match="nosuch"):
         resolve_reference("nosuch://bucket/key")
 
@@ -705,7 +711,7 @@ def test_gcs_missing_bucket(gcs: GCSEnv) -> None:
 
 
 def test_gcs_composite_object_without_md5() -> None:
-    from artiflow.resolve_cloud import GCSResolver
+    from artiflow.resolvers.cloud import GCSResolver
 
     record = {"name": "k", "size": "3", "generation": "7", "crc32c": "AAAAAA=="}
     entry = GCSResolver()._entry("b", record, "k")

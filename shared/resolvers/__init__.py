@@ -1,8 +1,8 @@
 """Reference resolvers: turn a path or URI into manifest entries, and fetch them back verified.
 
-Protocols map onto :class:`Resolver` objects in :data:`RESOLVERS`; a protocol not registered
-there but known to fsspec goes through the generic resolver (``info()``/``walk()``). Adding a
-protocol is one call::
+:mod:`.registry` maps protocols onto :class:`Resolver` objects, loading built-in ones on first
+use (a protocol known only to fsspec goes through the generic resolver). Adding a protocol is
+one call::
 
     register_resolver(["myproto"], MyResolver())
 
@@ -14,69 +14,31 @@ Built in: local paths and ``file://`` (content MD5 through the hash cache), ``ht
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Iterable
 
-from .errors import TooManyObjects, UnsupportedScheme
-from .manifest import ManifestEntry
-from .naming import entry_path
-from .resolve_base import Resolver, StorageOptions, backend_errors, entry_name, text_digest
-from .resolve_cloud import GCSResolver, S3Resolver
-from .resolve_http import HttpResolver
-from .resolve_local import FsspecResolver, LocalResolver
+from ..errors import TooManyObjects, UnsupportedScheme
+from ..manifest import ManifestEntry
+from ..naming import entry_path
+from ..remote_errors import backend_errors
+from .base import Resolver, StorageOptions, entry_name, text_digest
+from .registry import (
+    KNOWN_RESOLVERS,
+    RESOLVERS,
+    install_hint,
+    register_resolver,
+    resolver_for,
+)
 
 __all__ = [
+    "KNOWN_RESOLVERS",
     "RESOLVERS",
     "Resolver",
+    "StorageOptions",
     "fetch_reference",
+    "install_hint",
     "register_resolver",
     "resolve_reference",
     "resolver_for",
 ]
-
-#: protocol → resolver; consulted before the generic fsspec resolver
-RESOLVERS: dict[str, Resolver] = {}
-
-_GENERIC = FsspecResolver()
-_SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://")
-
-
-def register_resolver(protocols: str | Iterable[str], resolver: Resolver) -> None:
-    """Route URIs of these protocols (``"s3"``, ``["gs", "gcs"]``...) to ``resolver``."""
-    for protocol in [protocols] if isinstance(protocols, str) else protocols:
-        RESOLVERS[protocol.lower()] = resolver
-
-
-for _builtin in (LocalResolver(), HttpResolver(), S3Resolver(), GCSResolver()):
-    register_resolver(_builtin.protocols, _builtin)
-
-
-def _fsspec_knows(protocol: str) -> bool:
-    from fsspec.registry import known_implementations, registry
-
-    return protocol in known_implementations or protocol in registry
-
-
-def resolver_for(uri: str) -> Resolver:
-    """The resolver for a URI (a plain path is local); :class:`UnsupportedScheme` if none."""
-    if not isinstance(uri, str) or not uri:
-        raise UnsupportedScheme(f"a reference must be a non-empty path or URI, got {uri!r}")
-    if "::" in uri.split("://", 1)[0]:  # an fsspec chain such as simplecache::s3://...
-        protocol = uri.split("::", 1)[0].lower()
-    else:
-        match = _SCHEME_RE.match(uri)
-        if match is None:
-            return RESOLVERS["file"]
-        protocol = match.group(1).lower()
-    resolver = RESOLVERS.get(protocol)
-    if resolver is not None:
-        return resolver
-    if _fsspec_knows(protocol):
-        return _GENERIC
-    raise UnsupportedScheme(
-        f"no resolver for {protocol!r} in {uri!r}: artiflow knows "
-        f"{', '.join(sorted(RESOLVERS))} and every protocol fsspec knows"
-    )
 
 
 def resolve_reference(

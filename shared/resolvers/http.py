@@ -17,9 +17,9 @@ from email.message import Message
 from http.client import HTTPMessage
 from typing import Any
 
-from .errors import UnsafeReference
-from .manifest import ManifestEntry
-from .resolve_base import (
+from ..errors import UnsafeReference
+from ..manifest import ManifestEntry
+from .base import (
     DIGEST_FROM,
     Resolver,
     StorageOptions,
@@ -174,8 +174,6 @@ def _derived_digest(
 
 class HttpResolver(Resolver):
     """``http://`` and ``https://`` objects; one entry per URL (there is no listing)."""
-
-    protocols = ("http", "https")
 
     def check(self, uri: str) -> None:
         check_http_url(uri)

@@ -99,9 +99,7 @@ def upgrade() -> None:
         sa.Column("role", sa.String(8), nullable=False),
         sa.Column("created_at", TZ, nullable=False),
         sa.PrimaryKeyConstraint("run_id", "version_id", "role", name="pk_artiflow_usage"),
-        sa.ForeignKeyConstraint(
-            ["run_id"], ["artiflow_runs.id"], name="fk_artiflow_usage_run_id"
-        ),
+        sa.ForeignKeyConstraint(["run_id"], ["artiflow_runs.id"], name="fk_artiflow_usage_run_id"),
         sa.ForeignKeyConstraint(
             ["version_id"],
             ["artiflow_versions.id"],

@@ -22,15 +22,16 @@ from typing import Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from .errors import CorruptedBlob, MissingDependency, SourceChanged, SourceNotFound, StoreError
-from .hashing import HashedFile
+from ..errors import CorruptedBlob, MissingDependency, SourceChanged, StoreError
+from ..hashing import HashedFile
+from ..remote_errors import backend_errors
+from ..resolvers import install_hint
 
 __all__ = ["BlobStore", "open_store"]
 
 log = logging.getLogger(__name__)
 CHUNK = 4 * 1024 * 1024
 SMALL = 16 * 1024 * 1024  # up to this, read into memory and PUT once
-_HINTS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
 
 
 def open_store(url: str, storage_options: Mapping[str, Any] | None = None) -> BlobStore:
@@ -39,14 +40,13 @@ def open_store(url: str, storage_options: Mapping[str, Any] | None = None) -> Bl
     try:
         fs, root = fsspec.core.url_to_fs(url, **options)
     except ImportError as err:
-        scheme = url.split("://", 1)[0]
-        extra = _HINTS.get(scheme, scheme)
+        hint = install_hint(url.split("://", 1)[0]) if "://" in url else "pip install fsspec"
         raise MissingDependency(
-            f"the store {url!r} needs an optional backend: pip install 'artiflow[{extra}]' ({err})"
+            f"the store {url!r} needs an optional backend: {hint} ({err})"
         ) from err
     except ValueError as err:
         raise StoreError(f"unsupported store URL {url!r}: {err}") from err
-    return BlobStore(fs, root, url=url)
+    return BlobStore(fs, root, url=url, options=options)
 
 
 def _reported_md5(info: Mapping[str, Any]) -> str | None:
@@ -68,10 +68,17 @@ def _md5_bytes(data: bytes) -> str:
 
 
 class BlobStore:
-    """Blobs named by their MD5, under ``<root>/blobs/md5/``."""
+    """Blobs named by their MD5, under ``<root>/blobs/md5/``.
 
-    def __init__(self, fs: Any, root: str, *, url: str | None = None) -> None:
+    ``options`` are the fsspec options the store was opened with (its endpoint and
+    credentials): references on the same filesystem are fetched with them.
+    """
+
+    def __init__(
+        self, fs: Any, root: str, *, url: str | None = None, options: Mapping[str, Any] = {}
+    ) -> None:
         self.fs = fs
+        self.options = dict(options)
         self.root = root.rstrip("/")
         self.url = (
             url or f"{fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]}://{root}"
@@ -97,10 +104,8 @@ class BlobStore:
         path = self.oid_to_path(digest)
         if self.local:
             return os.path.isfile(path)
-        try:
+        with backend_errors(f"store {self.url}", writing=True):
             return bool(self.fs.exists(path))
-        except Exception as err:  # backend errors are translated at this boundary
-            raise StoreError(f"cannot reach store {self.url}: {err}") from err
 
     def missing(self, digests: Iterable[str], workers: int = 16) -> set[str]:
         """The digests not yet in the store (checked in parallel on remote stores)."""
@@ -113,15 +118,13 @@ class BlobStore:
 
     def check_reachable(self) -> None:
         """Raise :class:`StoreError` if the store's root cannot be listed or created."""
-        try:
+        with backend_errors(f"store {self.url}", writing=True):
             if self.local:
                 os.makedirs(self.root, exist_ok=True)
                 if not os.access(self.root, os.W_OK):
                     raise PermissionError(f"{self.root} is not writable")
             else:
                 self.fs.ls(self.root.split("/", 1)[0] if "/" in self.root else self.root)
-        except Exception as err:
-            raise StoreError(f"cannot reach store {self.url}: {err}") from err
 
     # ------------------------------------------------------------------ writes
     def put_bytes(self, data: bytes, digest: str | None = None) -> str:
@@ -141,7 +144,11 @@ class BlobStore:
         """
         if self.exists(source.digest):
             return 0
-        try:
+        if not os.path.isfile(source.path):
+            raise SourceChanged(f"{source.path} was removed after it was added to the artifact")
+        with backend_errors(
+            f"blob {source.digest} ({source.path}) to store {self.url}", writing=True
+        ):
             if self.local:
                 self._put_local(source)
             elif source.size <= SMALL:
@@ -151,14 +158,6 @@ class BlobStore:
                 self._write_small(source.digest, data)
             else:
                 self._put_large(source)
-        except (SourceChanged, StoreError, CorruptedBlob):
-            raise
-        except OSError as err:
-            if not os.path.exists(source.path):
-                raise SourceChanged(
-                    f"{source.path} was removed after it was added to the artifact"
-                ) from err
-            raise StoreError(f"cannot write blob {source.digest} to {self.url}: {err}") from err
         return source.size
 
     @staticmethod
@@ -193,33 +192,26 @@ class BlobStore:
 
     def _write_small(self, digest: str, data: bytes) -> None:
         path = self.oid_to_path(digest)
-        if self.local:
-            folder = os.path.dirname(path)
-            try:
+        with backend_errors(f"blob {digest} to store {self.url}", writing=True):
+            if self.local:
+                folder = os.path.dirname(path)
                 os.makedirs(folder, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-            except OSError as err:
-                raise StoreError(f"cannot write blob {digest} to {self.url}: {err}") from err
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                os.chmod(tmp, 0o444)
-                os.replace(tmp, path)
-            except BaseException as err:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                if isinstance(err, OSError):
-                    raise StoreError(f"cannot write blob {digest} to {self.url}: {err}") from err
-                raise
-            return
-        kwargs: dict[str, Any] = {}
-        if self._s3:  # S3 refuses a PUT whose bytes do not match Content-MD5
-            kwargs["ContentMD5"] = base64.b64encode(bytes.fromhex(digest)).decode()
-        try:
+                try:
+                    with os.fdopen(fd, "wb") as fh:
+                        fh.write(data)
+                    os.chmod(tmp, 0o444)
+                    os.replace(tmp, path)
+                except BaseException:
+                    if os.path.exists(tmp):
+                        os.unlink(tmp)
+                    raise
+                return
+            kwargs: dict[str, Any] = {}
+            if self._s3:  # S3 refuses a PUT whose bytes do not match Content-MD5
+                kwargs["ContentMD5"] = base64.b64encode(bytes.fromhex(digest)).decode()
             self.fs.pipe_file(path, data, **kwargs)
-        except Exception as err:
-            raise StoreError(f"upload of blob {digest} to {self.url} failed: {err}") from err
-        self._check_remote(path, digest, len(data))
+            self._check_remote(path, digest, len(data))
 
     def _put_large(self, source: HashedFile) -> None:
         tmp = self._tmp_path()
@@ -234,12 +226,9 @@ class BlobStore:
             self._check_source(source, h.hexdigest(), size)
             self._check_remote(tmp, source.digest, size)
             self.fs.mv(tmp, self.oid_to_path(source.digest))
-        except (SourceChanged, CorruptedBlob):
+        except BaseException:
             self._discard(tmp)
             raise
-        except Exception as err:
-            self._discard(tmp)
-            raise StoreError(f"upload of {source.path} to {self.url} failed: {err}") from err
 
     def _discard(self, path: str) -> None:
         try:
@@ -250,10 +239,7 @@ class BlobStore:
     def _check_remote(self, path: str, digest: str, size: int) -> None:
         """The stored object must have the size sent and, where the store reports one, the
         MD5 (GCS ``md5Hash``; an S3 ETag that is not a multipart one)."""
-        try:
-            info = self.fs.info(path)
-        except Exception as err:
-            raise StoreError(f"blob {digest} is not readable after upload: {err}") from err
+        info = self.fs.info(path)
         stored = _reported_md5(info)
         if int(info.get("size", -1)) != size or stored not in (None, digest):
             self._discard(path)
@@ -265,16 +251,12 @@ class BlobStore:
     # ------------------------------------------------------------------ reads
     def get_bytes(self, digest: str) -> bytes:
         path = self.oid_to_path(digest)
-        try:
+        with backend_errors(f"blob {digest} in store {self.url}"):
             if self.local:
                 with open(path, "rb") as fh:
                     data = fh.read()
             else:
                 data = self.fs.cat_file(path)
-        except FileNotFoundError as err:
-            raise SourceNotFound(f"blob {digest} is missing from store {self.url}") from err
-        except Exception as err:
-            raise StoreError(f"cannot read blob {digest} from {self.url}: {err}") from err
         actual = _md5_bytes(data)
         if actual != digest:
             raise CorruptedBlob(f"blob {digest} in store {self.url} is corrupted (md5 {actual})")
@@ -285,17 +267,13 @@ class BlobStore:
         path = self.oid_to_path(digest)
         h = hashlib.md5(usedforsecurity=False)
         size = 0
-        try:
+        with backend_errors(f"blob {digest} in store {self.url}"):
             opener = open if self.local else self.fs.open
             with opener(path, "rb") as src, open(dest, "wb") as dst:
                 while chunk := src.read(CHUNK):
                     h.update(chunk)
                     size += len(chunk)
                     dst.write(chunk)
-        except FileNotFoundError as err:
-            raise SourceNotFound(f"blob {digest} is missing from store {self.url}") from err
-        except Exception as err:  # backend errors are translated at this boundary
-            raise StoreError(f"cannot read blob {digest} from {self.url}: {err}") from err
         if h.hexdigest() != digest:
             os.unlink(dest)
             raise CorruptedBlob(

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 
-import platformdirs
+from ..config import hash_cache_path
 
 __all__ = ["ENV_VAR", "HashCache", "default_cache_path", "default_hash_cache"]
 
@@ -44,10 +44,7 @@ _LOOKUP = (
 
 def default_cache_path() -> str:
     """``$ARTIFLOW_HASH_CACHE`` if set, else ``hashes.db`` in the user cache directory."""
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return env
-    return os.path.join(platformdirs.user_cache_dir("artiflow"), "hashes.db")
+    return hash_cache_path()
 
 
 def _transient(err: sqlite3.Error) -> bool:

@@ -5,45 +5,41 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Mapping
-from concurrent.futures import Future, wait
+from concurrent.futures import wait
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from .artifact import Artifact
+from .backend import LogFuture
+from .committer import Committer
+from .db import MetaStore, VersionSpec
+from .distributed import finish, upsert
 from .errors import ArtifactStateError, TypeMismatch
 from .naming import check_alias, check_type
+from .openlineage import OpenLineageEmitter
 from .records import RunInfo
 
-if TYPE_CHECKING:
-    from .artifact import Artifact
-    from .metastore import VersionSpec
-    from .registry import Registry
-
-__all__ = ["LogFuture", "Run", "RunInfo"]
+__all__ = ["Run", "RunHost", "RunInfo"]
 
 log = logging.getLogger(__name__)
 
 
-class LogFuture(Future["Artifact"]):
-    """The outcome of one ``log_artifact``.
+class RunHost(Protocol):
+    """What a run needs of the registry that opened it."""
 
-    ``staged`` is set once the upload is over (committed, staged for an atomic run, or
-    failed); ``seen`` once ``artifact.wait()`` handed its failure to the caller, so leaving the
-    run does not raise it a second time; ``deferred`` while it waits for an atomic run's end.
-    """
+    @property
+    def meta(self) -> MetaStore: ...
 
-    def __init__(self, *, deferred: bool = False) -> None:
-        super().__init__()
-        self.staged = threading.Event()
-        self.seen = False
-        self.deferred = deferred
+    @property
+    def committer(self) -> Committer: ...
 
-    def set_result(self, result: Artifact) -> None:
-        super().set_result(result)
-        self.staged.set()
+    @property
+    def openlineage(self) -> OpenLineageEmitter | None: ...
 
-    def set_exception(self, exception: BaseException | None) -> None:
-        super().set_exception(exception)
-        self.staged.set()
+    @property
+    def lineage_namespace(self) -> str: ...
+
+    def artifact(self, ref: str) -> Artifact: ...
 
 
 class Run:
@@ -56,15 +52,15 @@ class Run:
     """
 
     def __init__(
-        self, registry: Registry, identity: Mapping[str, Any], *, atomic: bool = False
+        self, registry: RunHost, identity: Mapping[str, Any], *, atomic: bool = False
     ) -> None:
         self.registry = registry
         self.identity = dict(identity)
         self.atomic = atomic
         self._info: RunInfo | None = None
         self._lock = threading.Lock()
-        self._pending: list[LogFuture] = []
-        self._staged: list[tuple[Artifact, VersionSpec, LogFuture]] = []
+        self._pending: list[LogFuture[Artifact]] = []
+        self._staged: list[tuple[Artifact, VersionSpec, LogFuture[Artifact]]] = []
         self._closed = False
 
     # ------------------------------------------------------------------ identity
@@ -73,7 +69,7 @@ class Run:
             if self._info is None:
                 self._info = self.registry.meta.create_run(self.identity)
                 if self.registry.openlineage is not None:  # queues an event; never blocks
-                    self.registry.openlineage.run_started(self.registry, self._info)
+                    self.registry.openlineage.run_started(self._info)
             return self._info
 
     @property
@@ -97,7 +93,7 @@ class Run:
         art = self.registry.artifact(ref)
         if type is not None and art.type != type:
             raise TypeMismatch(f"{art.qualified_name} has type {art.type!r}, expected {type!r}")
-        record = art._record
+        record = art.record
         if record is None:  # pragma: no cover - registry.artifact always binds a record
             raise ArtifactStateError(f"{ref!r} resolved to an uncommitted artifact")
         self.registry.meta.record_input(self.id, record.id)
@@ -112,7 +108,9 @@ class Run:
         self._ensure_open()
         wanted = [check_alias(a) for a in (aliases or [])]
         self.registry.meta.check_type(artifact.name, artifact.type)
-        future = self.registry._submit_log(self, artifact, wanted)
+        future = self.registry.committer.submit(
+            artifact, lambda: self.id, wanted, self._stage if self.atomic else None
+        )
         with self._lock:
             self._pending.append(future)
         return artifact
@@ -120,9 +118,7 @@ class Run:
     def upsert_artifact(self, artifact: Artifact, distributed_id: str) -> Artifact:
         """Add ``artifact``'s entries as one part of the pending distributed version."""
         self._ensure_open()
-        from .distributed import upsert
-
-        return upsert(self, artifact, distributed_id)
+        return upsert(self.registry.committer, lambda: self.id, artifact, distributed_id)
 
     def finish_artifact(
         self, artifact: Artifact, distributed_id: str, aliases: Iterable[str] | None = None
@@ -130,16 +126,15 @@ class Run:
         """Commit every part upserted under ``distributed_id`` (plus ``artifact``'s own entries)
         as a single version."""
         self._ensure_open()
-        from .distributed import finish
-
-        return finish(self, artifact, distributed_id, [check_alias(a) for a in (aliases or [])])
+        wanted = [check_alias(a) for a in (aliases or [])]
+        return finish(self.registry.committer, lambda: self.id, artifact, distributed_id, wanted)
 
     # ------------------------------------------------------------------ lifecycle
     def _ensure_open(self) -> None:
         if self._closed:
             raise ArtifactStateError("this run has finished; start a new one with registry.run()")
 
-    def _stage(self, artifact: Artifact, spec: VersionSpec, future: LogFuture) -> None:
+    def _stage(self, artifact: Artifact, spec: VersionSpec, future: LogFuture[Artifact]) -> None:
         """An atomic run's upload is done: keep it for the commit at the end of the block."""
         with self._lock:
             self._staged.append((artifact, spec, future))
@@ -164,21 +159,20 @@ class Run:
         upload_failed = any(f.exception() for f in self._pending if f.done())
         if failed or upload_failed:
             for artifact, _, future in staged:
-                artifact._abort_logging()
+                artifact.abort_logging()
                 future.seen = True  # the block's own error (or the upload's) is what matters
                 future.set_exception(
                     ArtifactStateError(f"{artifact.name!r} was not committed: its run failed")
                 )
             return
         try:
-            results = self.registry.meta.commit_versions([spec for _, spec, _ in staged])
+            self.registry.committer.commit([(artifact, spec) for artifact, spec, _ in staged])
         except BaseException as err:
             for artifact, _, future in staged:
-                artifact._abort_logging()
+                artifact.abort_logging()
                 future.set_exception(err)
             return
-        for (artifact, _, future), (record, created) in zip(staged, results, strict=True):
-            self.registry._bound(artifact, record, created)
+        for artifact, _, future in staged:
             future.set_result(artifact)
 
     def finish(self, failed: bool = False, exc: BaseException | None = None) -> None:
@@ -202,7 +196,10 @@ class Run:
             )
             if self.registry.openlineage is not None:  # queues an event; never blocks
                 self.registry.openlineage.run_finished(
-                    self.registry, self._info.id, exc or next(iter(unseen), None)
+                    self.registry.meta,
+                    self.registry.lineage_namespace,
+                    self._info.id,
+                    exc or next(iter(unseen), None),
                 )
         if unseen and not failed and unseen[0] is not None:
             raise unseen[0]

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any, cast
 
-from .errors import SourceNotFound
+from ..errors import SourceNotFound
 
 __all__ = ["StatKey", "gc_paused", "stat_tuple", "walk_files", "walk_stat"]
 

@@ -27,22 +27,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from .errors import SourceChanged, SourceNotFound
-from .hashcache import HashCache, default_hash_cache
-from .walk import StatKey, gc_paused, stat_tuple, walk_files, walk_stat
+from ..errors import SourceChanged, SourceNotFound
+from .cache import HashCache, default_hash_cache
+from .walk import StatKey, gc_paused, stat_tuple, walk_stat
 
-__all__ = [
-    "HashCache",
-    "HashedFile",
-    "default_hash_cache",
-    "file_changed",
-    "gc_paused",
-    "hash_files",
-    "hash_tree",
-    "md5_file",
-    "stat_key",
-    "walk_files",
-]
+__all__ = ["HashedFile", "file_changed", "hash_files", "hash_tree", "md5_file", "stat_key"]
 
 log = logging.getLogger(__name__)
 

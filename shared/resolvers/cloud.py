@@ -15,9 +15,9 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from .errors import SourceNotFound
-from .manifest import ManifestEntry
-from .resolve_base import (
+from ..errors import SourceNotFound
+from ..manifest import ManifestEntry
+from .base import (
     DIGEST_FROM,
     ObjectCounter,
     Resolver,
@@ -26,12 +26,12 @@ from .resolve_base import (
     corrupted,
     download_tree,
     entry_name,
-    import_backend,
     last_segment,
     read_chunks,
     text_digest,
     write_verified,
 )
+from .registry import import_backend
 
 __all__ = ["GCSResolver", "ObjectStoreResolver", "S3Resolver"]
 
@@ -133,14 +133,13 @@ class S3Resolver(ObjectStoreResolver):
     object; without the permission for it, ``ListObjectsV2`` is used and no version recorded.
     """
 
-    protocols = ("s3", "s3a")
     scheme = "s3"
 
     def reference(self, uri: str) -> str:
         return "s3://" + uri.split("://", 1)[-1]
 
     def _fs(self, storage_options: StorageOptions, **extra: Any) -> Any:
-        s3fs = import_backend("s3fs", "s3")
+        s3fs = import_backend("s3fs")
         return s3fs.S3FileSystem(**{**dict(storage_options or {}), **extra})
 
     def _listing(self, uri: str, storage_options: StorageOptions) -> Listing:
@@ -241,14 +240,13 @@ def _md5_hex(md5_b64: str) -> str | None:
 class GCSResolver(ObjectStoreResolver):
     """``gs://bucket/key``: digest = md5Hash as hex, ``extra = {"generation"}``, size."""
 
-    protocols = ("gs", "gcs")
     scheme = "gs"
 
     def reference(self, uri: str) -> str:
         return "gs://" + uri.split("://", 1)[-1]
 
     def _fs(self, storage_options: StorageOptions, **extra: Any) -> Any:
-        gcsfs = import_backend("gcsfs", "gcs")
+        gcsfs = import_backend("gcsfs")
         return gcsfs.GCSFileSystem(**{**dict(storage_options or {}), **extra})
 
     def _listing(self, uri: str, storage_options: StorageOptions) -> Listing:

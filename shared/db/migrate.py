@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .errors import SchemaOutOfDate
+from ..errors import SchemaOutOfDate
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -36,7 +36,7 @@ def _config(conn: Connection | None = None) -> Config:
     from alembic.config import Config
 
     cfg = Config()
-    cfg.set_main_option("script_location", "artiflow:migrations")
+    cfg.set_main_option("script_location", "artiflow.db:migrations")
     if conn is not None:
         cfg.attributes["connection"] = conn
     return cfg

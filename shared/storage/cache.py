@@ -16,35 +16,23 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 
-import platformdirs
+from ..config import DEFAULT_CACHE_MAX_BYTES, cache_dir, cache_max_bytes
+from ..errors import StoreError
 
-from .errors import StoreError
-
-__all__ = ["DEFAULT_MAX_BYTES", "BlobCache", "CacheRow", "default_cache_dir"]
+__all__ = ["DEFAULT_MAX_BYTES", "BlobCache", "CacheRow"]
 
 log = logging.getLogger(__name__)
-DEFAULT_MAX_BYTES = 20 * 1024**3
+DEFAULT_MAX_BYTES = DEFAULT_CACHE_MAX_BYTES
 #: ``(key, size, inode, mtime_ns, md5, last_used)``
 CacheRow = tuple[str, int, int, int, str, float]
-
-
-def default_cache_dir() -> str:
-    return os.environ.get("ARTIFLOW_CACHE_DIR") or os.path.join(
-        platformdirs.user_cache_dir("artiflow"), "blobs"
-    )
-
-
-def _default_max_bytes() -> int:
-    value = os.environ.get("ARTIFLOW_CACHE_MAX_BYTES")
-    return int(value) if value else DEFAULT_MAX_BYTES
 
 
 class BlobCache:
     """Files under ``<root>/<kind>/<ab>/<cdef...>`` indexed in ``<root>/index.db``."""
 
     def __init__(self, root: str | None = None, max_bytes: int | None = None) -> None:
-        self.root = os.path.abspath(root or default_cache_dir())
-        self.max_bytes = _default_max_bytes() if max_bytes is None else max_bytes
+        self.root = os.path.abspath(root or cache_dir())
+        self.max_bytes = cache_max_bytes() if max_bytes is None else max_bytes
         self._local = threading.local()
         try:
             os.makedirs(self.root, exist_ok=True)

@@ -15,10 +15,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import SourceNotFound, UnsupportedScheme
-from .hashing import hash_files, walk_files
-from .manifest import ManifestEntry
-from .resolve_base import (
+from ..errors import SourceNotFound, UnsupportedScheme
+from ..hashing import hash_files, walk_files
+from ..manifest import ManifestEntry
+from .base import (
     DIGEST_FROM,
     ObjectCounter,
     Resolver,
@@ -50,8 +50,6 @@ def local_path(uri: str) -> str:
 
 class LocalResolver(Resolver):
     """Local files and directories: content MD5 via :func:`artiflow.hashing.hash_files`."""
-
-    protocols = ("file", "local")
 
     def reference(self, uri: str) -> str:
         return Path(local_path(uri)).as_uri()

@@ -2,49 +2,36 @@
 
 A resolver turns a URI into manifest entries (``resolve``) and later brings one entry's object
 back to a local file, checked against what the manifest recorded (``fetch``). Implementations
-live in ``resolve_local``, ``resolve_http`` and ``resolve_cloud``; ``artiflow.resolve`` holds
-the registry that maps protocols onto them.
+live in :mod:`.local`, :mod:`.http` and :mod:`.cloud`; the package (``artiflow.resolvers``)
+holds the table that maps protocols onto them. Backend exceptions become artiflow errors in
+:func:`artiflow.remote_errors.backend_errors`, around every call into a resolver.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import http.client
-import importlib
 import logging
 import os
 import posixpath
 import shutil
-import sys
-import urllib.error
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from types import ModuleType
 from typing import Any
 
-from .errors import (
-    ArtiflowError,
-    CorruptedBlob,
-    MissingDependency,
-    SourceNotFound,
-    StoreError,
-    TooManyObjects,
-)
-from .manifest import ManifestEntry
-from .naming import entry_path
+from ..errors import CorruptedBlob, TooManyObjects
+from ..manifest import ManifestEntry
+from ..naming import entry_path
 
 __all__ = [
     "DIGEST_FROM",
     "ObjectCounter",
     "Resolver",
     "StorageOptions",
-    "backend_errors",
     "checksum_disabled",
     "corrupted",
     "download_tree",
     "entry_name",
-    "import_backend",
     "last_segment",
     "read_chunks",
     "text_digest",
@@ -66,9 +53,6 @@ class Resolver:
     Subclasses implement :meth:`resolve` and :meth:`fetch`; :meth:`check` validates a URI
     without any I/O (it is all that runs for ``checksum=False``).
     """
-
-    #: the protocols this resolver answers for by default (``register_resolver`` may add more)
-    protocols: tuple[str, ...] = ()
 
     def check(self, uri: str) -> None:
         """Refuse a URI that must never be recorded; no network, no listing."""
@@ -151,75 +135,6 @@ class ObjectCounter:
         self.count += 1
         if self.max_objects is not None and self.count > self.max_objects:
             raise too_many(self.uri, self.max_objects, self.count, exact=False)
-
-
-# -- backends and errors --------------------------------------------------------------------
-def import_backend(module: str, extra: str) -> ModuleType:
-    """Import an optional backend, or raise :class:`MissingDependency` with the install hint."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as err:
-        raise MissingDependency(
-            f"{module} is needed for this reference but is not installed; "
-            f"pip install 'artiflow[{extra}]'"
-        ) from err
-
-
-_OWN_MODULES = frozenset({"artiflow", "builtins", "__main__"}) | sys.stdlib_module_names
-
-
-def _top_module(name: object) -> str:
-    return str(name or "").split(".", 1)[0]
-
-
-def _from_backend(err: BaseException) -> bool:
-    """True if ``err`` is a third-party type, or was raised in or through third-party code.
-
-    A backend (fsspec, s3fs, botocore, gcsfs, an fsspec plugin...) may raise a builtin such as
-    ``TypeError`` from its own code; the traceback tells it apart from a bug in artiflow.
-    """
-    if _top_module(type(err).__module__) not in _OWN_MODULES:
-        return True
-    tb = err.__traceback__
-    while tb is not None:
-        if _top_module(tb.tb_frame.f_globals.get("__name__")) not in _OWN_MODULES:
-            return True
-        tb = tb.tb_next
-    return False
-
-
-@contextlib.contextmanager
-def backend_errors(uri: str) -> Iterator[None]:
-    """The one boundary where backend exceptions become artiflow errors (``raise ... from``).
-
-    Artiflow's own errors pass unchanged. Not-found errors become :class:`SourceNotFound`;
-    ``OSError``, ``ValueError`` (which backends raise for bad listings, e.g. fsspec refusing a
-    key that would escape the download folder) and ``http.client`` errors (a truncated body)
-    become :class:`StoreError`; any other exception becomes :class:`StoreError` when it comes
-    from a backend, and is left alone when it is a bug here.
-    """
-    try:
-        yield
-    except ArtiflowError:
-        raise
-    except urllib.error.HTTPError as err:
-        if err.code in (404, 410):
-            raise SourceNotFound(f"{uri}: not found (HTTP {err.code})") from err
-        raise StoreError(f"{uri}: HTTP {err.code} {err.reason}") from err
-    except urllib.error.URLError as err:
-        raise StoreError(f"{uri}: cannot connect ({err.reason})") from err
-    except (FileNotFoundError, NotADirectoryError) as err:
-        raise SourceNotFound(f"{uri}: no such object or prefix ({err})") from err
-    except PermissionError as err:
-        raise StoreError(f"{uri}: access denied ({err})") from err
-    except ImportError as err:
-        raise MissingDependency(f"{uri}: a backend is missing: {err}") from err
-    except (OSError, ValueError, http.client.HTTPException) as err:
-        raise StoreError(f"{uri}: {type(err).__name__}: {err}") from err
-    except Exception as err:
-        if _from_backend(err):
-            raise StoreError(f"{uri}: {type(err).__name__}: {err}") from err
-        raise
 
 
 # -- verified downloads ---------------------------------------------------------------------

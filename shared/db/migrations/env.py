@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from alembic import context
 
-from artiflow.schema import metadata
+from artiflow.db.schema import metadata
 
 config = context.config
 connection = config.attributes.get("connection")
 if connection is None:  # pragma: no cover - artiflow always hands a connection over
-    raise RuntimeError("artiflow migrations run through artiflow.metastore, not the alembic CLI")
+    raise RuntimeError("artiflow migrations run through artiflow.db, not the alembic CLI")
 
 context.configure(
     connection=connection,
