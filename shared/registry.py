@@ -16,10 +16,14 @@ The registry is the front door: it opens runs, finds versions, draws lineage, an
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
+import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from . import config, pull
 from .artifact import Artifact
@@ -35,6 +39,8 @@ from .storage import BlobCache, BlobStore, open_store
 
 __all__ = ["Registry"]
 
+log = logging.getLogger(__name__)
+
 
 class Registry:
     """Where artifact versions live. Thread-safe; share one per process.
@@ -48,6 +54,9 @@ class Registry:
     :param openlineage: OpenLineage run events: None follows the environment (see
         :mod:`artiflow.openlineage`), False is off, True is on, or an ``OpenLineageClient``.
     """
+
+    _shared: ClassVar[dict[str, Registry]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
         self,
@@ -68,6 +77,43 @@ class Registry:
         self.cache = BlobCache(cache_dir)
         self.committer = Committer(self.store, self.meta, self, upload_workers=upload_workers)
         self.openlineage: OpenLineageEmitter | None = resolve_emitter(openlineage)
+
+    @classmethod
+    def shared(
+        cls,
+        store: str | os.PathLike[str] | None = None,
+        database: str | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Registry:
+        """The process-wide registry for these settings, built on first use.
+
+        A registry owns a database engine and upload pools and is thread-safe, so every task
+        of a worker process shares one per distinct configuration: the arguments (secrets
+        included, hashed) plus every variable in :data:`artiflow.config.ENVIRONMENT` that
+        fills the ones left out. :meth:`close_shared` forgets them all.
+        """
+        settings = [os.fspath(store) if store else None, database, storage_options, options]
+        text = json.dumps([settings, config.environment()], sort_keys=True, default=str)
+        key = hashlib.sha256(text.encode()).hexdigest()
+        with cls._shared_lock:
+            registry = cls._shared.get(key)
+            if registry is None:
+                registry = cls(store, database, storage_options, **options)
+                cls._shared[key] = registry
+                log.debug("shared %r", registry)
+            return registry
+
+    @classmethod
+    def close_shared(cls) -> None:
+        """Close and forget every shared registry of this process (for long-lived processes
+        that rotate credentials, and for tests that point ``$ARTIFLOW_HOME`` elsewhere). Call it
+        only when no task is using them."""
+        with cls._shared_lock:
+            registries = list(cls._shared.values())
+            cls._shared.clear()
+        for registry in registries:
+            registry.close()
 
     def __repr__(self) -> str:
         return (

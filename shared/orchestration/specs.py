@@ -18,7 +18,7 @@ from __future__ import annotations
 import inspect
 import os
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
@@ -35,6 +35,7 @@ __all__ = [
     "OutputSpec",
     "absorb_return",
     "add_source",
+    "check_distinct",
     "check_keys",
     "draft_outputs",
     "parse_input",
@@ -115,6 +116,16 @@ def check_keys(spec_type: type[Input] | type[Output], param: str, spec: Mapping[
         raise InvalidSpec(
             f"{kind} {param!r}: unknown keys {sorted(unknown, key=str)}; "
             f"expected some of {sorted(known)}"
+        )
+
+
+def check_distinct(inputs: Collection[str], outputs: Collection[str], *others: str | None) -> None:
+    """Raise :class:`InvalidSpec` if a parameter is declared both as an input and as an output
+    (or as one of ``others``, such as the parameter that receives the run)."""
+    overlap = set(inputs) & ({*outputs} | {o for o in others if o})
+    if overlap:
+        raise InvalidSpec(
+            f"parameters {sorted(overlap)} are declared twice (as an input and as an output)"
         )
 
 

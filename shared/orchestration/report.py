@@ -1,0 +1,74 @@
+"""What orchestrators report of a committed version: the payloads of asset events.
+
+Airflow asset events carry :func:`event_extra` (``{"version", "digest", "type"}``); Prefect's
+UI artifacts and asset materialisations show a :class:`VersionSummary`. Both are built here from
+the committed :class:`~artiflow.Artifact`, so the two orchestrators describe a version alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..artifact import Artifact
+from ..errors import ArtifactStateError
+
+__all__ = ["VersionSummary", "event_extra"]
+
+
+def _committed(artifact: Artifact) -> str:
+    if artifact.version is None:
+        raise ArtifactStateError(f"artifact {artifact.name!r} has no version yet: wait() for it")
+    return artifact.version
+
+
+def event_extra(artifact: Artifact) -> dict[str, Any]:
+    """The extra of an asset event for a committed version: version, digest and type."""
+    return {"version": _committed(artifact), "digest": artifact.digest, "type": artifact.type}
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    """A committed version as an orchestrator's UI shows it (plain data, picklable)."""
+
+    name: str
+    type: str
+    version: str
+    digest: str
+    aliases: tuple[str, ...] = ()
+    size: int = 0
+    files: int = 0
+    description: str | None = None
+
+    @property
+    def qualified_name(self) -> str:
+        """``name:version``."""
+        return f"{self.name}:{self.version}"
+
+    @classmethod
+    def of(cls, artifact: Artifact) -> VersionSummary:
+        """Summarise a committed artifact (logged and waited for, or fetched)."""
+        return cls(
+            name=artifact.name,
+            type=artifact.type,
+            version=_committed(artifact),
+            digest=artifact.digest,
+            aliases=tuple(artifact.aliases),
+            size=artifact.size,
+            files=artifact.file_count,
+            description=artifact.description,
+        )
+
+    def asset_metadata(self) -> dict[str, Any]:
+        """The payload of the version's asset materialisation: ``{"artiflow": {...}}``."""
+        return {
+            "artiflow": {
+                "qualified_name": self.qualified_name,
+                "version": self.version,
+                "digest": self.digest,
+                "type": self.type,
+                "aliases": list(self.aliases),
+                "size": self.size,
+                "files": self.files,
+            }
+        }
