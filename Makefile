@@ -11,7 +11,7 @@ export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT := false
 # pytest exits 5 when a suite collects no test; that is not a failure of the suite.
 PYTEST = rc=0; $(1)/bin/python -m pytest $(2) || rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
-.PHONY: demo test test-core test-airflow test-prefect lint uv
+.PHONY: demo test test-core test-airflow test-prefect lint imports uv
 
 uv:
 	@test -x "$(UV)" || python3 -m pip install --user --quiet uv
@@ -31,10 +31,20 @@ uv:
 demo: .venv
 	.venv/bin/artiflow demo
 
-lint: .venv
+lint: .venv imports
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
+	.venv/bin/xenon --max-absolute C shared airflow_provider prefect_blocks
+
+# import-linter reads the import graph from a copy of the tree laid out as the installed package
+# (grimp cannot see through the package-dir mapping of an editable install).
+imports: .venv
+	@rm -rf build/lint && mkdir -p build/lint
+	@cp -r shared build/lint/artiflow
+	@cp -r airflow_provider build/lint/artiflow/airflow
+	@cp -r prefect_blocks build/lint/artiflow/prefect
+	PYTHONPATH=build/lint .venv/bin/lint-imports --no-cache
 
 test-core: .venv
 	@$(call PYTEST,.venv,tests/core)

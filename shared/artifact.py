@@ -187,11 +187,8 @@ class Artifact:
             manifest.check_additions(entries, overwrite)  # a refused add changes nothing
             for entry in entries:
                 manifest.put(entry)
-                source = sources.get(entry.path)
-                if source is None:
-                    self._sources.pop(entry.path, None)
-                else:
-                    self._sources[entry.path] = source
+                self._sources.pop(entry.path, None)  # a reference, or new content, replaces it
+            self._sources.update(sources)
         return list(entries)
 
     def add_file(
