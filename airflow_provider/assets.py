@@ -1,24 +1,26 @@
-"""The ``artiflow://<name>`` Asset URI scheme: sanitiser, factory and OpenLineage converter.
+"""The ``artiflow://<name>`` Asset URI scheme: sanitiser, factory and OpenLineage converter,
+and the inlets and outlets a task declares at parse time.
 
-Every artifact name maps onto one Airflow Asset, ``Asset(uri="artiflow://<name>")``: the Asset
-stands for the artifact (all its versions); each asset event carries the committed version in
-its extra, ``{"version": "v3", "digest": "...", "type": "dataset"}``. Registered for the
-``artiflow`` scheme under ``asset-uris`` in :func:`artiflow.airflow.get_provider_info`.
+Every artifact name maps onto one Airflow Asset, ``Asset(uri="artiflow://<name>")``
+(:func:`artiflow.naming.artifact_uri`): the Asset stands for the artifact (all its versions);
+each asset event carries the committed version in its extra,
+``{"version": "v3", "digest": "...", "type": "dataset"}``
+(:func:`artiflow.orchestration.event_extra`). Registered for the ``artiflow`` scheme under
+``asset-uris`` in :func:`artiflow.airflow.get_provider_info`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult
 
 from airflow.sdk import Asset, AssetAlias
 
+from artiflow.naming import URI_SCHEME, artifact_uri, name_from_uri, ref_name
+
 if TYPE_CHECKING:
     from openlineage.client.event_v2 import Dataset
-
-    from artiflow import Artifact
 
 __all__ = [
     "OPENLINEAGE_NAMESPACE",
@@ -27,33 +29,24 @@ __all__ = [
     "artifact_alias",
     "artifact_asset",
     "artifact_uri",
-    "asset_extra",
     "convert_asset_to_openlineage",
     "create_asset",
+    "declare_assets",
     "declared_asset",
-    "name_from_ref",
+    "is_templated",
+    "is_xcom",
+    "openlineage_facets",
     "sanitize_uri",
+    "static_name",
 ]
 
-SCHEME = "artiflow"
+SCHEME = URI_SCHEME
 #: OpenLineage namespace of an artiflow dataset when the registry is not known (an Asset
 #: declared in a DAG); lineage reported at run time uses the registry's own namespace
-#: (:func:`artiflow.openlineage.dataset_namespace`, e.g. ``artiflow+s3://bucket/prefix``).
+#: (:attr:`artiflow.Registry.lineage_namespace`, e.g. ``artiflow+s3://bucket/prefix``).
 OPENLINEAGE_NAMESPACE = "artiflow"
 
-# Artifact names: 1-128 characters from letters, digits, '.', '_' and '-' (artiflow.naming).
-_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _TEMPLATE_MARKERS = ("{{", "{%")
-
-
-def artifact_uri(name: str) -> str:
-    """Return the Asset URI of artifact ``name``: ``artiflow://<name>``."""
-    if not _NAME_RE.fullmatch(name):
-        raise ValueError(
-            f"invalid artifact name {name!r} for an asset URI: use 1-128 characters from "
-            "letters, digits, '.', '_' and '-'"
-        )
-    return f"{SCHEME}://{name}"
 
 
 def artifact_asset(name: str, *, extra: dict[str, Any] | None = None) -> Asset:
@@ -64,6 +57,7 @@ def artifact_asset(name: str, *, extra: dict[str, Any] | None = None) -> Asset:
 
     :param name: the artifact name.
     :param extra: optional static extra of the Asset (not the per-event extra).
+    :raises artiflow.errors.InvalidName: ``name`` is not a valid artifact name.
     """
     return Asset(uri=artifact_uri(name), extra=extra)
 
@@ -107,22 +101,37 @@ def is_templated(value: object) -> bool:
     return isinstance(value, str) and any(marker in value for marker in _TEMPLATE_MARKERS)
 
 
-def name_from_ref(ref: str) -> str:
-    """Return the artifact name of a reference: ``"cats:v3"`` or ``"cats:latest"`` -> ``cats``."""
-    return ref.split(":", 1)[0]
+def is_xcom(value: object) -> bool:
+    """Whether ``value`` is resolved by Airflow before execution (an XCom or mapped argument)."""
+    from airflow.sdk.definitions._internal.mixins import ResolveMixin
+
+    return isinstance(value, ResolveMixin)
 
 
 def static_name(ref: object) -> str | None:
-    """The artifact name of ``ref`` if it is known at parse time, else ``None``."""
-    if not isinstance(ref, str) or is_templated(ref):
+    """The artifact name of reference ``ref`` if it is known at parse time, else ``None``."""
+    if is_templated(ref):
         return None
-    name = name_from_ref(ref)
-    return name if _NAME_RE.fullmatch(name) else None
+    return ref_name(ref)
 
 
-def asset_extra(artifact: Artifact) -> dict[str, Any]:
-    """The extra of the asset event for a committed ``artifact``: version, digest and type."""
-    return {"version": artifact.version, "digest": artifact.digest, "type": artifact.type}
+def declare_assets(task: Any, inputs: Iterable[object], outputs: Iterable[object]) -> None:
+    """Add to a task's inlets and outlets the assets of the artifacts it uses and produces.
+
+    At parse time, so that the serialised DAG holds them (Airflow drops events for assets no
+    DAG declares): an inlet per input reference whose name is known, an outlet per output name
+    that is known, and the task's artiflow AssetAlias when an output's name is only known at run
+    time (a template or an XCom reference). ``task`` is an operator or a mapped operator.
+    """
+    names = list(outputs)
+    outlets: list[Asset | AssetAlias] = [
+        artifact_asset(known) for name in names if (known := static_name(name)) is not None
+    ]
+    if any(is_templated(name) or is_xcom(name) for name in names):
+        outlets.append(artifact_alias(task.dag_id, task.task_id))
+    inlets = [artifact_asset(known) for ref in inputs if (known := static_name(ref)) is not None]
+    task.inlets = add_assets(task.inlets, inlets)
+    task.outlets = add_assets(task.outlets, outlets)
 
 
 def sanitize_uri(uri: SplitResult) -> SplitResult:
@@ -132,20 +141,11 @@ def sanitize_uri(uri: SplitResult) -> SplitResult:
     into ``/``; artifact names are case-sensitive, so the name is kept as written.
 
     :param uri: the split URI.
-    :raises ValueError: the URI does not name exactly one valid artifact.
+    :raises artiflow.errors.InvalidName: (a ``ValueError``) the URI does not name exactly one
+        valid artifact.
     """
-    if not uri.netloc:
-        raise ValueError("an artiflow URI needs an artifact name: artiflow://<name>")
-    if not _NAME_RE.fullmatch(uri.netloc):
-        raise ValueError(
-            f"invalid artifact name {uri.netloc!r} in artiflow URI: use 1-128 characters from "
-            "letters, digits, '.', '_' and '-'"
-        )
-    if uri.path not in ("", "/") or uri.query:
-        raise ValueError(
-            "an artiflow URI names an artifact, not a version or a file: "
-            f"use artiflow://{uri.netloc} (the version travels in the asset event extra)"
-        )
+    query = f"?{uri.query}" if uri.query else ""
+    name_from_uri(f"{uri.scheme}://{uri.netloc}{uri.path.rstrip('/')}{query}")
     return uri._replace(path="", query="", fragment="")
 
 
@@ -155,7 +155,7 @@ def create_asset(*, name: str, extra: dict[str, Any] | None = None, **_: Any) ->
     :param name: the artifact name.
     :param extra: the asset extra, e.g. ``{"version": "v3", "digest": ..., "type": ...}``.
     """
-    return Asset(uri=artifact_uri(name), extra=extra)
+    return artifact_asset(name, extra=extra)
 
 
 def convert_asset_to_openlineage(asset: Asset, lineage_context: Any) -> Dataset:
@@ -171,17 +171,18 @@ def convert_asset_to_openlineage(asset: Asset, lineage_context: Any) -> Dataset:
     """
     from openlineage.client.event_v2 import Dataset
 
-    name = sanitize_uri(_split(asset.uri)).netloc
     extra = asset.extra or {}
     return Dataset(
         namespace=str(extra.get("namespace") or OPENLINEAGE_NAMESPACE),
-        name=name,
+        name=name_from_uri(asset.uri),
         facets=openlineage_facets(extra),
     )
 
 
 def openlineage_facets(extra: dict[str, Any]) -> dict[str, Any]:
-    """OpenLineage dataset facets for an artifact version described by an asset ``extra``."""
+    """OpenLineage dataset facets for an artifact version described by an asset ``extra``
+    (all an Asset carries; where the version record is known, :mod:`artiflow.openlineage`
+    builds the full datasets)."""
     from openlineage.client.facet_v2 import dataset_type_dataset, dataset_version_dataset
 
     facets: dict[str, Any] = {}
@@ -197,9 +198,3 @@ def openlineage_facets(extra: dict[str, Any]) -> dict[str, Any]:
             datasetType="ARTIFACT", subType=str(extra["type"])
         )
     return facets
-
-
-def _split(uri: str) -> SplitResult:
-    from urllib.parse import urlsplit
-
-    return urlsplit(uri)

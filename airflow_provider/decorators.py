@@ -44,111 +44,29 @@ import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypedDict, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import attr
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import Asset, AssetAlias
 from airflow.sdk.bases.decorator import DecoratedOperator, _TaskDecorator
 
-import artiflow
-from artiflow.airflow.assets import (
-    add_assets,
-    artifact_alias,
-    artifact_asset,
-    is_templated,
-    static_name,
+from artiflow.airflow.assets import declare_assets, static_name
+from artiflow.airflow.declarations import (
+    InputSpec,
+    OutputSpec,
+    bind_call,
+    output_names,
+    task_output,
 )
 from artiflow.airflow.hooks import ArtifactHook
 from artiflow.airflow.lineage import ArtifactLineageMixin
-from artiflow.steps import (
-    Input,
-    InvalidSpec,
-    Output,
-    absorb_return,
-    check_keys,
-    draft_outputs,
-    parse_input,
-    parse_output,
-    require_filled,
-    wants_path,
-)
+from artiflow.orchestration import Input, Output, StepCall, parse_input, wants_path
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
     from airflow.sdk.bases.decorator import TaskDecorator
 
-    from artiflow.airflow.lineage import TaskRun
-
 __all__ = ["InputSpec", "OutputSpec", "artifact_task"]
-
-
-class InputSpec(TypedDict, total=False):
-    """The long form of one ``inputs`` entry."""
-
-    ref: str
-    type: str
-    download: bool
-
-
-class OutputSpec(TypedDict, total=False):
-    """The long form of one ``outputs`` entry."""
-
-    type: str
-    name: str
-    aliases: list[str]
-    description: str
-    metadata: dict[str, Any]
-    distributed: bool | str
-    distributed_id: str
-
-
-def _input_entry(key: str, value: Any) -> InputSpec:
-    """One ``inputs`` entry in its dict form (templated fields are rendered from dicts).
-
-    A reference string, an :class:`~artiflow.steps.Input` or a dict. The reference may still be
-    a template or an XCom reference (resolved before execution), or missing when the caller
-    passes it as an argument of the call; :func:`artiflow.steps.parse_input` checks the entry
-    now when the reference is a string, and again once it is rendered.
-    """
-    if _is_xcom(value):
-        return InputSpec(ref=value)
-    if isinstance(value, Mapping) and not isinstance(value.get("ref"), str):
-        check_keys(Input, key, value)
-        return InputSpec(**value)  # type: ignore[typeddict-item]
-    spec = parse_input(key, value)
-    entry = InputSpec(ref=spec.ref)
-    if spec.type is not None:
-        entry["type"] = spec.type
-    if spec.download:
-        entry["download"] = True
-    return entry
-
-
-def _output_entry(key: str, value: Any) -> OutputSpec:
-    """One ``outputs`` entry (a type, an :class:`~artiflow.steps.Output` or a dict), checked
-    with :func:`artiflow.steps.parse_output` and turned into its dict form."""
-    spec = _output(key, value)
-    entry = OutputSpec(type=spec.type)
-    if spec.name is not None:
-        entry["name"] = spec.name
-    if spec.aliases:
-        entry["aliases"] = list(spec.aliases)
-    if spec.description is not None:
-        entry["description"] = spec.description
-    if spec.metadata is not None:
-        entry["metadata"] = dict(spec.metadata)
-    if spec.distributed is not None:
-        entry["distributed"] = spec.distributed
-    if spec.distributed_id is not None:
-        entry["distributed_id"] = spec.distributed_id
-    return entry
-
-
-def _is_xcom(value: Any) -> bool:
-    from airflow.sdk.definitions._internal.mixins import ResolveMixin
-
-    return isinstance(value, ResolveMixin)
 
 
 def _hide(func: Callable[..., Any], names: set[str]) -> Callable[..., Any]:
@@ -190,7 +108,6 @@ class _ArtifactDecoratedOperator(ArtifactLineageMixin, DecoratedOperator, Python
         "inputs": "json",
         "outputs": "json",
     }
-    shallow_copy_attrs: Sequence[str] = ("python_callable", "_artifact_callable")
 
     def __init__(
         self,
@@ -204,32 +121,16 @@ class _ArtifactDecoratedOperator(ArtifactLineageMixin, DecoratedOperator, Python
         job_type: str | None = None,
         **kwargs: Any,
     ) -> None:
-        specs = {key: _input_entry(key, value) for key, value in (inputs or {}).items()}
-        outputs = {key: _output_entry(key, value) for key, value in (outputs or {}).items()}
-        overlap = set(specs) & set(outputs)
-        if overlap:
-            raise ValueError(f"@task.artifact: {sorted(overlap)} are both inputs and outputs")
         call_kwargs = dict(op_kwargs or {})
-        # An input passed as an argument of the call (``transform(raw=extract())``) is the
-        # reference to use: typically the upstream task's XCom "name:vN".
-        for key in specs.keys() & call_kwargs.keys():
-            specs[key]["ref"] = call_kwargs.pop(key)
-        if set(outputs) & call_kwargs.keys():
-            raise ValueError(
-                f"@task.artifact: outputs {sorted(set(outputs) & call_kwargs.keys())} are "
-                "filled at run time and cannot be passed as arguments"
-            )
-        missing = [key for key, spec in specs.items() if spec.get("ref") is None]
-        if missing and not kwargs.get("_airflow_mapped_validation_only"):
-            raise TypeError(
-                f"@task.artifact: inputs {missing} have no reference; give one in inputs= "
-                "or pass it when calling the task"
-            )
+        specs, produced = bind_call(
+            inputs or {},
+            outputs or {},
+            call_kwargs,
+            partial=bool(kwargs.get("_airflow_mapped_validation_only")),
+        )
         parameters = inspect.signature(python_callable).parameters
-        self._artifact_callable = python_callable
-        self._injected_names = {n for n in (*specs, *outputs) if n in parameters}
-        self._accepts_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
-        visible = _hide(python_callable, self._injected_names)
+        injected = {n for n in (*specs, *produced) if n in parameters}
+        visible = _hide(python_callable, injected)
         super().__init__(
             kwargs_to_upstream={
                 "python_callable": visible,
@@ -242,20 +143,22 @@ class _ArtifactDecoratedOperator(ArtifactLineageMixin, DecoratedOperator, Python
             **kwargs,
         )
         self.inputs = specs
-        self.outputs = outputs
+        self.outputs = produced
         self.artiflow_conn_id = artiflow_conn_id
         self.job_type = job_type
+        self._injected_names = injected
+        self._accepts_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+        self._wants_path = {name for name in injected if wants_path(python_callable, name)}
         self._injected: dict[str, Any] = {}
-        self._declare_assets()
+        _declare(self, specs, produced)
 
     def static_output_names(self) -> dict[str, str]:
         """Output key -> artifact name, for the non-distributed outputs named at parse time."""
-        return _static_output_names(self.outputs)
-
-    def _declare_assets(self) -> None:
-        inlets, outlets = _parse_time_assets(self.inputs, self.outputs, self.dag_id, self.task_id)
-        self.inlets = add_assets(self.inlets, inlets)
-        self.outlets = add_assets(self.outlets, outlets)
+        return {
+            key: known
+            for key, name in output_names(self.outputs).items()
+            if (known := static_name(name)) is not None
+        }
 
     @cached_property
     def hook(self) -> ArtifactHook:
@@ -266,13 +169,13 @@ class _ArtifactDecoratedOperator(ArtifactLineageMixin, DecoratedOperator, Python
         return {**super().determine_kwargs(context), **self._injected}
 
     def execute(self, context: Context) -> Any:
-        inputs = {key: parse_input(key, value) for key, value in self.inputs.items()}
-        outputs = {key: _output(key, value) for key, value in self.outputs.items()}
+        inputs: dict[str, Input] = {k: parse_input(k, v) for k, v in self.inputs.items()}
+        outputs: dict[str, Output] = {k: task_output(k, v) for k, v in self.outputs.items()}
+        downloads = {k for k, spec in inputs.items() if spec.download or k in self._wants_path}
         with self.hook.run(context, job_type=self.job_type) as run:
             self._artiflow_run = run
-            injected = self._resolve_inputs(run, inputs)
-            drafts = draft_outputs(outputs)
-            injected.update(drafts)
+            call = StepCall(run, inputs, outputs)
+            injected = call.use_inputs({}, downloads) | call.drafts
             self._injected = {
                 k: v for k, v in injected.items() if k in self._injected_names or self._accepts_any
             }
@@ -280,149 +183,62 @@ class _ArtifactDecoratedOperator(ArtifactLineageMixin, DecoratedOperator, Python
                 returned = super().execute(context)
             finally:
                 self._injected = {}
-            # the body succeeded: only now are the outputs logged
-            absorbed = absorb_return(returned, drafts)
-            _commit(run, drafts, outputs)
-        if not absorbed:
-            return returned
-        return _xcom_refs(run, drafts, outputs)
-
-    def _resolve_inputs(self, run: TaskRun, inputs: dict[str, Input]) -> dict[str, Any]:
-        """Use every input (recording the lineage edge); the Artifact, or its download."""
-        resolved: dict[str, Any] = {}
-        for key, spec in inputs.items():
-            artifact = run.use_artifact(spec.ref, type=spec.type)
-            download = spec.download or (
-                key in self._injected_names and wants_path(self._artifact_callable, key)
-            )
-            resolved[key] = artifact.download() if download else artifact
-        return resolved
+            call.commit(returned)  # the body succeeded: only now are the outputs logged
+        return call.result(returned)
 
 
-def _output(key: str, value: Any) -> Output:
-    """The parsed ``outputs`` entry; a distributed output is finished by another task."""
-    output = parse_output(key, value)
-    if output.mode == "finish":
-        raise InvalidSpec(
-            f"@task.artifact output {key!r}: distributed='finish' is not supported here; "
-            "upsert the parts and commit them with FinishArtifactOperator"
-        )
-    return output
-
-
-def _commit(run: TaskRun, drafts: dict[str, artiflow.Artifact], outputs: dict[str, Output]) -> None:
-    """Log every output; they commit together when the run's block exits.
-
-    Versions go first: each is checked (its type against the registry's) when logged, and a
-    refusal fails the block before any part is upserted, since parts are stored at once.
-    """
-    require_filled(drafts, outputs)
-    for key, artifact in drafts.items():
-        if outputs[key].mode == "log":
-            run.log_artifact(artifact, aliases=list(outputs[key].aliases) or None)
-    for key, artifact in drafts.items():
-        if outputs[key].mode == "upsert":
-            run.upsert_artifact(artifact, distributed_id=outputs[key].distributed_id)
-
-
-def _output_names(outputs: Mapping[str, Any]) -> dict[str, Any]:
-    """Output key -> artifact name (maybe a template or an XCom reference), for the outputs
-    that commit a version: distributed parts are not versions (the finishing task announces the
-    version)."""
-    names: dict[str, Any] = {}
-    for key, value in outputs.items():
-        spec = _output(key, value)
-        if spec.mode == "log":
-            names[key] = key if spec.name is None else spec.name
-    return names
-
-
-def _static_output_names(outputs: Mapping[str, Any]) -> dict[str, str]:
-    return {
-        key: known
-        for key, name in _output_names(outputs).items()
-        if (known := static_name(name)) is not None
-    }
-
-
-def _parse_time_assets(
-    inputs: Mapping[str, InputSpec], outputs: Mapping[str, Any], dag_id: str | None, task_id: str
-) -> tuple[list[Asset], list[Asset | AssetAlias]]:
-    """The inlets and outlets a task declares: an Asset per artifact named at parse time, and
-    the task's artiflow AssetAlias when an output's name is only known at run time (a template
-    or an XCom reference)."""
-    inlets = [
-        artifact_asset(name)
-        for spec in inputs.values()
-        if (name := _ref_name(spec.get("ref"))) is not None
-    ]
-    names = _output_names(outputs)
-    outlets: list[Asset | AssetAlias] = [
-        artifact_asset(name) for name in _static_output_names(outputs).values()
-    ]
-    if any(is_templated(name) or _is_xcom(name) for name in names.values()):
-        outlets.append(artifact_alias(dag_id, task_id))
-    return inlets, outlets
-
-
-@attr.define(slots=False)
-class _ArtifactTaskDecorator(_TaskDecorator):  # type: ignore[misc]
-    """``@task.artifact``'s decorator: also declares the assets of mapped tasks at parse time.
-
-    A mapped task's operator is only built when it runs; its inlets and outlets must already be
-    on the mapped operator Airflow serialises, or the scheduler drops the asset events.
-    """
-
-    def _expand(self, expand_input: Any, *, strict: bool) -> Any:
-        result = super()._expand(expand_input, strict=strict)
-        mapped = result.operator
-        partial_args = dict(self.kwargs.get("op_kwargs") or {})
-        inputs = {}
-        for key, value in (self.kwargs.get("inputs") or {}).items():
-            spec = _input_entry(key, value)
-            if key in partial_args:
-                spec["ref"] = partial_args[key]
-            inputs[key] = spec
-        inlets, outlets = _parse_time_assets(
-            inputs, self.kwargs.get("outputs") or {}, mapped.dag_id, mapped.task_id
-        )
-        mapped.inlets = add_assets(mapped.inlets, inlets)
-        mapped.outlets = add_assets(mapped.outlets, outlets)
-        return result
-
-
-def _ref_name(ref: Any) -> str | None:
+def _input_name(ref: Any) -> str | None:
     """The artifact name a reference will resolve to, when it is known at parse time.
 
     A literal ``"name:alias"`` gives ``name``; the XCom of an upstream ``@task.artifact`` task
     gives the name of the output it returns.
     """
-    if isinstance(ref, str):
-        return static_name(ref)
     from airflow.sdk.definitions.xcom_arg import PlainXComArg
 
-    if isinstance(ref, PlainXComArg) and isinstance(ref.operator, _ArtifactDecoratedOperator):
-        names = ref.operator.static_output_names()
-        key = str(ref.key)
-        if key in names:
-            return names[key]
-        if key == "return_value" and len(ref.operator.outputs) == 1 and len(names) == 1:
-            return next(iter(names.values()))
+    if not isinstance(ref, PlainXComArg):
+        return static_name(ref)
+    upstream = ref.operator
+    if not isinstance(upstream, _ArtifactDecoratedOperator):
+        return None
+    names = upstream.static_output_names()
+    key = str(ref.key)
+    if key in names:
+        return names[key]
+    if key == "return_value" and len(upstream.outputs) == 1 and len(names) == 1:
+        return next(iter(names.values()))
     return None
 
 
-def _xcom_refs(
-    run: TaskRun, drafts: dict[str, artiflow.Artifact], outputs: dict[str, Output]
-) -> Any:
-    refs: dict[str, str | None] = {}
-    for key, artifact in drafts.items():
-        if outputs[key].mode == "upsert":
-            refs[key] = outputs[key].distributed_id or run.distributed_id(artifact.name)
-        else:
-            refs[key] = artifact.qualified_name
-    if len(refs) == 1:
-        return next(iter(refs.values()))
-    return refs or None
+def _declare(task: Any, inputs: Mapping[str, InputSpec], outputs: Mapping[str, Any]) -> None:
+    """Declare a task's inlets and outlets from its bound inputs and its outputs."""
+    refs = [_input_name(spec.get("ref")) for spec in inputs.values()]
+    declare_assets(task, refs, output_names(outputs).values())
+
+
+# Kept as a subclass of Airflow's private _TaskDecorator (checked against apache-airflow 3.3.2):
+# ``expand()`` builds the DecoratedMappedOperator itself and never runs the operator's
+# __init__ at parse time, and ``task_decorator_factory`` offers no hook in between, so without
+# this the inlets and outlets of mapped tasks would not reach the serialised DAG (and the
+# scheduler would drop their asset events). Only the public expand methods are overridden.
+@attr.define(slots=False)
+class _ArtifactTaskDecorator(_TaskDecorator):  # type: ignore[misc]
+    """``@task.artifact``'s decorator: also declares the assets of mapped tasks at parse time."""
+
+    def expand(self, **map_kwargs: Any) -> Any:
+        return self._declared(super().expand(**map_kwargs))
+
+    def expand_kwargs(self, kwargs: Any, *, strict: bool = True) -> Any:
+        return self._declared(super().expand_kwargs(kwargs, strict=strict))
+
+    def _declared(self, result: Any) -> Any:
+        inputs, outputs = bind_call(
+            self.kwargs.get("inputs") or {},
+            self.kwargs.get("outputs") or {},
+            dict(self.kwargs.get("op_kwargs") or {}),
+            partial=True,
+        )
+        _declare(result.operator, inputs, outputs)
+        return result
 
 
 def artifact_task(

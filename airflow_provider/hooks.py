@@ -22,51 +22,31 @@ registry configured by the environment (``$ARTIFLOW_HOME``, ``$ARTIFLOW_STORE``,
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
-import artiflow
-from artiflow.config import redact_url
+from artiflow.airflow.lineage import TaskRun, run_identity, run_scope
 from artiflow.errors import ArtifactNotFound, ArtiflowError
+from artiflow.orchestration import (
+    RegistrySettings,
+    describe,
+    make_settings,
+    open_step,
+    shared_registry,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection, Context
 
-    from artiflow import Artifact, Registry
-    from artiflow.airflow.lineage import TaskRun
+    from artiflow import Artifact, Registry, Run
 
 __all__ = ["ArtifactHook", "RegistrySettings"]
 
 log = logging.getLogger(__name__)
-
-# A Registry is thread-safe and meant to be shared per process (it owns the database engine and
-# the upload pools). Tasks that run in one process (dag.test(), a worker running several task
-# instances, the triggerer) share one per distinct configuration.
-_REGISTRIES: dict[str, Registry] = {}
-_REGISTRIES_LOCK = threading.Lock()
-# The environment the default registry reads (artiflow.Registry's documented fallbacks).
-_ENVIRONMENT = (
-    "ARTIFLOW_HOME",
-    "ARTIFLOW_STORE",
-    "ARTIFLOW_DATABASE",
-    "ARTIFLOW_STORAGE_OPTIONS",
-    "ARTIFLOW_CACHE_DIR",
-)
-
-
-class RegistrySettings(TypedDict):
-    """Keyword arguments for :class:`artiflow.Registry` built from a connection."""
-
-    store: str | None
-    database: str | None
-    storage_options: dict[str, Any] | None
 
 
 class ArtifactHook(BaseHook):
@@ -113,29 +93,22 @@ class ArtifactHook(BaseHook):
     def settings_from_connection(conn: Connection | None) -> RegistrySettings:
         """Translate a connection into :class:`artiflow.Registry` keyword arguments.
 
+        Login and password fill in the database URL's credentials; ``storage_options`` may be a
+        JSON object or its text.
+
         :param conn: the connection, or ``None`` for the environment's default registry.
+        :raises artiflow.errors.InvalidArgument: ``storage_options`` is not a JSON object.
         """
         if conn is None:
-            return RegistrySettings(store=None, database=None, storage_options=None)
+            return make_settings()
         extra = conn.extra_dejson
-        store = extra.get("store") or None
-        database = extra.get("database") or None
-        options = extra.get("storage_options") or None
-        if isinstance(options, str):
-            try:
-                options = json.loads(options)
-            except ValueError as err:
-                raise ValueError(
-                    f"connection {conn.conn_id!r}: storage_options must be a JSON object"
-                ) from err
-        if options is not None and not isinstance(options, Mapping):
-            raise ValueError(f"connection {conn.conn_id!r}: storage_options must be a JSON object")
-        if database and (conn.login or conn.password):
-            database = _with_credentials(database, conn.login, conn.password)
-        return RegistrySettings(
-            store=store,
-            database=database,
-            storage_options=dict(options) if options is not None else None,
+        return make_settings(
+            extra.get("store"),
+            extra.get("database"),
+            extra.get("storage_options"),
+            login=conn.login,
+            password=conn.password,
+            where=f"connection {conn.conn_id!r}",
         )
 
     def get_settings(self) -> RegistrySettings:
@@ -144,41 +117,26 @@ class ArtifactHook(BaseHook):
 
     # -- registry -----------------------------------------------------------------------------
 
-    def _build(self, settings: RegistrySettings) -> Registry:
-        key = json.dumps(
-            [settings, [os.environ.get(name) for name in _ENVIRONMENT]],
-            sort_keys=True,
-            default=str,
-        )
-        with _REGISTRIES_LOCK:
-            registry = _REGISTRIES.get(key)
-            if registry is None:
-                registry = _REGISTRIES[key] = self._open(settings)
-        return registry
-
     def _open(self, settings: RegistrySettings) -> Registry:
-        log.info(
-            "Using artiflow registry from %s: store=%s database=%s storage options=%s",
-            "connection " + repr(self.artiflow_conn_id)
+        source = (
+            f"connection {self.artiflow_conn_id!r}"
             if any(settings.values())
-            else "the environment's defaults",
-            redact_url(settings["store"]) if settings["store"] else "<default>",
-            _redacted_url(settings["database"]) if settings["database"] else "<default>",
-            sorted(settings["storage_options"] or {}),
+            else "the environment's defaults"
         )
+        log.info("Using artiflow registry from %s: %s", source, describe(settings))
         # Inside Airflow, lineage reaches OpenLineage through Airflow's own provider (one job per
         # task, Airflow's run ids); artiflow's emitter would report every task a second time.
-        return artiflow.Registry(
-            store=settings["store"],
-            database=settings["database"],
-            storage_options=settings["storage_options"],
-            openlineage=False,
-        )
+        return shared_registry(settings, openlineage=False)
 
     def get_registry(self) -> Registry:
-        """Return the :class:`artiflow.Registry` of this hook's connection (built once)."""
+        """Return the :class:`artiflow.Registry` of this hook's connection.
+
+        A registry is thread-safe and shared per process (:meth:`artiflow.Registry.shared`): the
+        tasks of one worker, ``dag.test()`` and the triggerer share one per distinct
+        configuration (the connection's settings and the ``ARTIFLOW_*`` environment).
+        """
         if self._registry is None:
-            self._registry = self._build(self.get_settings())
+            self._registry = self._open(self.get_settings())
         return self._registry
 
     def get_conn(self) -> Registry:
@@ -190,7 +148,7 @@ class ArtifactHook(BaseHook):
         and the registry is opened in a worker thread."""
         if self._registry is None:
             settings = self.settings_from_connection(await self._aconnection_or_none())
-            self._registry = await asyncio.to_thread(self._build, settings)
+            self._registry = await asyncio.to_thread(self._open, settings)
         return self._registry
 
     def test_connection(self) -> tuple[bool, str]:
@@ -228,18 +186,19 @@ class ArtifactHook(BaseHook):
         :param job_type: an optional job type recorded on the run, e.g. ``"train"``.
         :param group: an optional group recorded on the run.
         """
-        from artiflow.airflow.lineage import TaskRun, run_identity
-
         if context is None:
             from airflow.sdk import get_current_context
 
             context = get_current_context()
-        registry = self.get_registry()
-        identity = run_identity(context)
-        with registry.run(atomic=True, **identity, job_type=job_type, group=group) as run:
-            task_run = TaskRun(run, context, hook=self)
-            yield task_run
-        task_run.report()
+        identity = {**run_identity(context), "job_type": job_type, "group": group}
+        task_context = context
+
+        def task_run(run: Run, scope: Sequence[str]) -> TaskRun:
+            return TaskRun(run, task_context, hook=self, scope=scope)
+
+        with open_step(self.get_registry(), identity, run_scope(context), step=task_run) as step:
+            yield step
+        step.report()
 
     def resolve(self, ref: str) -> Artifact | None:
         """Return the version ``ref`` points to, or ``None`` while it does not exist.
@@ -250,24 +209,3 @@ class ArtifactHook(BaseHook):
             return self.get_registry().artifact(ref)
         except ArtifactNotFound:
             return None
-
-
-def _with_credentials(url: str, login: str | None, password: str | None) -> str:
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if login and not parsed.username:
-        parsed = parsed.set(username=login)
-    if password and not parsed.password:
-        parsed = parsed.set(password=password)
-    return parsed.render_as_string(hide_password=False)
-
-
-def _redacted_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable URL>"

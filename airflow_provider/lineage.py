@@ -1,7 +1,9 @@
-"""Airflow identity and lineage for artiflow runs.
+"""Airflow's run identity, and the reporting of artiflow steps to Airflow.
 
-:class:`TaskRun` wraps an :class:`artiflow` run opened for one task instance. It records which
-versions the task used and produced, and once the run has committed it reports them to Airflow:
+A task instance is one step (:func:`artiflow.orchestration.open_step`): :func:`run_identity` is
+its artiflow run identity, :func:`run_scope` names its DAG run (the scope of the default
+distributed id). :class:`TaskRun` is the :class:`~artiflow.orchestration.StepRun` of one task
+instance; once the step has committed it reports the versions to Airflow:
 
 * as asset events with the extra ``{"version", "digest", "type"}`` for every produced artifact
   whose Asset (``artiflow://<name>``) the task declared as an outlet, or through an artiflow
@@ -17,28 +19,23 @@ Operators additionally return the same versions from ``get_openlineage_facets_on
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import logging
-import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, AssetAlias
 
-from artiflow.airflow.assets import (
-    artifact_asset,
-    artifact_uri,
-    asset_extra,
-    declared_asset,
-    openlineage_facets,
-)
-from artiflow.openlineage import dataset_namespace
+from artiflow.airflow.assets import artifact_asset, declared_asset
+from artiflow.naming import artifact_uri
+from artiflow.openlineage import input_dataset, output_dataset
+from artiflow.orchestration import StepRun, event_extra
+from artiflow.orchestration import default_distributed_id as step_distributed_id
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import BaseHook, Context
 
     from artiflow import Artifact, Run
-    from artiflow.airflow.hooks import ArtifactHook
 
 __all__ = [
     "ArtifactLineageMixin",
@@ -46,11 +43,10 @@ __all__ = [
     "context_distributed_id",
     "default_distributed_id",
     "run_identity",
+    "run_scope",
 ]
 
 log = logging.getLogger(__name__)
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def run_identity(context: Context) -> dict[str, Any]:
@@ -72,28 +68,30 @@ def run_identity(context: Context) -> dict[str, Any]:
     }
 
 
-def default_distributed_id(dag_id: str, run_id: str, name: str) -> str:
-    """The distributed id shared by every task of one DAG run writing parts of ``name``.
+def run_scope(context: Context) -> tuple[str, str]:
+    """``(dag_id, run_id)``: the DAG run a task instance belongs to."""
+    ti = context["ti"]
+    return ti.dag_id, ti.run_id
 
-    Readable (``<dag_id>.<run_id>.<name>`` with unsafe characters replaced) and unique (a hash of
-    the exact values is appended, so two run ids that sanitise alike never collide).
+
+def default_distributed_id(dag_id: str, run_id: str, name: str) -> str:
+    """The distributed id shared by every task of one DAG run writing parts of ``name``:
+    ``<dag_id>.<run_id>.<name>-<hash>`` (:func:`artiflow.orchestration.default_distributed_id`).
+
     Deliberately not tied to the DagRun's ``clear_number``: re-running writers of a DAG run
     whose artifact is already finished fails loudly ("already finished"), where a fresh id per
     clear would let clearing only the failed writers commit a version holding only their parts.
     """
-    values = [dag_id, run_id, name]
-    digest = hashlib.md5("\x00".join(values).encode(), usedforsecurity=False).hexdigest()[:12]
-    return f"{_UNSAFE.sub('_', f'{dag_id}.{run_id}.{name}')[:100]}-{digest}"
+    return step_distributed_id(name, dag_id, run_id)
 
 
 def context_distributed_id(context: Context, name: str) -> str:
     """The default distributed id of ``name`` for the DAG run of a task context."""
-    ti = context["ti"]
-    return default_distributed_id(ti.dag_id, ti.run_id, name)
+    return default_distributed_id(*run_scope(context), name)
 
 
-class TaskRun:
-    """An artiflow run bound to one Airflow task instance; use it like :class:`artiflow.Run`.
+class TaskRun(StepRun):
+    """The artiflow step of one Airflow task instance; use it like :class:`artiflow.Run`.
 
     Obtained from :meth:`artiflow.airflow.ArtifactHook.run`::
 
@@ -104,96 +102,34 @@ class TaskRun:
                 model = artiflow.Artifact("model", "model")
                 model.add_file(fit(data.download()))
                 run.log_artifact(model, aliases=["candidate"])
+
+    Versions logged through it commit together when the block exits cleanly (read
+    ``artifact.version`` after it). Distributed parts default to the id of the DAG run
+    (:func:`default_distributed_id`), so mapped task instances agree without coordination.
+
+    :param run: the atomic run opened for the task instance.
+    :param context: the task context.
+    :param hook: the :class:`~artiflow.airflow.hooks.ArtifactHook` that opened the run (it
+        reports the versions to the hook lineage collector).
+    :param scope: what names the DAG run for distributed ids; default ``(dag_id, run_id)``.
     """
 
-    def __init__(self, run: Run, context: Context, *, hook: ArtifactHook) -> None:
-        self.run = run
+    def __init__(
+        self,
+        run: Run,
+        context: Context,
+        *,
+        hook: BaseHook,
+        scope: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(run, run_scope(context) if scope is None else scope)
         self.context = context
         self.hook = hook
-        self.used: list[Artifact] = []
-        self.produced: list[Artifact] = []
-
-    @property
-    def id(self) -> str:
-        """The artiflow run id."""
-        return self.run.id
 
     @property
     def namespace(self) -> str:
         """The OpenLineage namespace of this registry's artifacts."""
-        return dataset_namespace(self.hook.get_registry().store_url)
-
-    def use_artifact(self, ref: str, type: str | None = None) -> Artifact:
-        """Resolve ``ref`` and record it as an input of this task.
-
-        :param ref: ``name``, ``name:alias`` or ``name:vN``.
-        :param type: the expected artifact type; a mismatch raises ``TypeMismatch``.
-        """
-        artifact = self.run.use_artifact(ref, type=type)
-        self.used.append(artifact)
-        return artifact
-
-    def log_artifact(self, artifact: Artifact, aliases: list[str] | None = None) -> Artifact:
-        """Log ``artifact`` as an output of this task.
-
-        The upload starts now; the version is committed with every other one of this run when
-        the ``with`` block exits cleanly (nothing is committed if it raises). Read
-        ``artifact.version`` after the block: ``artifact.wait()`` inside it raises
-        ``ArtifactStateError``.
-
-        :param artifact: the artifact to log.
-        :param aliases: aliases to point at the new version (``latest`` moves by itself).
-        """
-        self.run.log_artifact(artifact, aliases=aliases)
-        self.produced.append(artifact)
-        return artifact
-
-    def distributed_id(self, name: str) -> str:
-        """The default distributed id for parts of ``name`` written in this DAG run (and this
-        clearing of it)."""
-        return context_distributed_id(self.context, name)
-
-    def upsert_artifact(self, artifact: Artifact, distributed_id: str | None = None) -> Artifact:
-        """Add ``artifact`` as one part of a distributed artifact (no version is created yet).
-
-        The part is stored when called, not deferred to the end of the run's block.
-
-        :param artifact: the part.
-        :param distributed_id: the id shared by all writers; defaults to one derived from the
-            DAG run and the artifact name, so mapped task instances agree without coordination.
-        """
-        return self.run.upsert_artifact(
-            artifact, distributed_id=distributed_id or self.distributed_id(artifact.name)
-        )
-
-    def finish_artifact(
-        self,
-        artifact: Artifact,
-        distributed_id: str | None = None,
-        aliases: list[str] | None = None,
-    ) -> Artifact:
-        """Commit all parts upserted under the distributed id as one version, now (not deferred
-        to the end of the run's block).
-
-        :param artifact: an artifact with the same name and type (it may add content).
-        :param distributed_id: the id the writers used; defaults as in :meth:`upsert_artifact`.
-        :param aliases: aliases to point at the new version.
-        """
-        result = self.run.finish_artifact(
-            artifact,
-            distributed_id=distributed_id or self.distributed_id(artifact.name),
-            aliases=aliases,
-        )
-        self.produced.append(result)
-        return result
-
-    # -- reporting ---------------------------------------------------------------------------
-
-    def committed(self) -> list[Artifact]:
-        """The produced artifacts, once the run's block has exited (their versions are set)."""
-        for artifact in self.produced:
-            artifact.wait()
-        return list(self.produced)
+        return self.run.registry.lineage_namespace
 
     def report(self) -> None:
         """Report used and produced versions as asset events and to the hook lineage collector.
@@ -210,37 +146,17 @@ class TaskRun:
         if outlet_events is None or task is None:
             return
         outlets = list(getattr(task, "outlets", None) or [])
-        aliases = [
-            o for o in outlets if isinstance(o, AssetAlias) and o.name.startswith("artiflow:")
-        ]
-        fresh: set[str] = set()
-        unchanged: set[str] = set()
         for artifact in produced:
-            uri = artifact_uri(artifact.name)
-            declared = declared_asset(outlets, uri)
             if artifact.reused:
                 log.info(
                     "No asset event for %s: same content as the existing version",
                     artifact.qualified_name,
                 )
-                unchanged.add(uri)
-                continue
-            fresh.add(uri)
-            extra = asset_extra(artifact)
-            if declared is not None:
-                outlet_events[declared].extra.update(extra)
-            elif aliases:
-                outlet_events[aliases[0]].add(artifact_asset(artifact.name), extra=extra)
             else:
-                log.info(
-                    "No asset event for %s: the task declares neither Asset(uri=%r) nor an "
-                    "artiflow AssetAlias among its outlets",
-                    artifact.qualified_name,
-                    uri,
-                )
+                _announce(outlet_events, outlets, artifact)
         # Airflow records an event for every Asset outlet of a successful task, touched or not:
         # drop the outlets whose artifact got no new version from this task instance's outlets.
-        unchanged -= fresh
+        unchanged = _unchanged_uris(produced)
         if unchanged:
             task.outlets = [o for o in outlets if not (isinstance(o, Asset) and o.uri in unchanged)]
 
@@ -253,14 +169,42 @@ class TaskRun:
             collector.add_input_asset(
                 context=self.hook,
                 uri=artifact_uri(artifact.name),
-                asset_extra={**asset_extra(artifact), "namespace": namespace},
+                asset_extra={**event_extra(artifact), "namespace": namespace},
             )
         for artifact in produced:
             collector.add_output_asset(
                 context=self.hook,
                 uri=artifact_uri(artifact.name),
-                asset_extra={**asset_extra(artifact), "namespace": namespace},
+                asset_extra={**event_extra(artifact), "namespace": namespace},
             )
+
+
+def _announce(outlet_events: Any, outlets: Sequence[object], artifact: Artifact) -> None:
+    """The asset event of a new version: on the outlet the task declared for it, else through
+    the task's artiflow alias (its name was only known at run time)."""
+    uri = artifact_uri(artifact.name)
+    extra = event_extra(artifact)
+    declared = declared_asset(outlets, uri)
+    alias = next(
+        (o for o in outlets if isinstance(o, AssetAlias) and o.name.startswith("artiflow:")), None
+    )
+    if declared is not None:
+        outlet_events[declared].extra.update(extra)
+    elif alias is not None:
+        outlet_events[alias].add(artifact_asset(artifact.name), extra=extra)
+    else:
+        log.info(
+            "No asset event for %s: the task declares neither Asset(uri=%r) nor an "
+            "artiflow AssetAlias among its outlets",
+            artifact.qualified_name,
+            uri,
+        )
+
+
+def _unchanged_uris(produced: Sequence[Artifact]) -> set[str]:
+    """The URIs of the produced artifacts that got no new version (every log deduplicated)."""
+    fresh = {artifact_uri(a.name) for a in produced if not a.reused}
+    return {artifact_uri(a.name) for a in produced if a.reused} - fresh
 
 
 def _hook_lineage_collector() -> Any:
@@ -285,31 +229,27 @@ class ArtifactLineageMixin:
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Return the used and produced artifact versions as OpenLineage datasets.
 
-        Each dataset is named after the artifact, in the registry's namespace (as artiflow's
-        own OpenLineage events name it), with a ``version`` facet (``v3`` and the digest).
+        The datasets artiflow's own OpenLineage events carry (:mod:`artiflow.openlineage`):
+        named after the artifact, in the registry's namespace, with the ``version`` facet
+        (``v3`` and the digest) and the ``artiflow_artifact`` facet (type, aliases, size...);
+        an output this task created also carries its ``lifecycleStateChange``.
         """
         from airflow.providers.openlineage.extractors import OperatorLineage
-        from openlineage.client.event_v2 import InputDataset, OutputDataset
 
         run = self._artiflow_run
         if run is None:
             return OperatorLineage()
         namespace = run.namespace
         inputs = [
-            InputDataset(
-                namespace=namespace,
-                name=artifact.name,
-                facets=openlineage_facets(asset_extra(artifact)),
-            )
+            input_dataset(namespace, artifact.record, artifact.aliases)
             for artifact in run.used
+            if artifact.record is not None
         ]
         outputs = [
-            OutputDataset(
-                namespace=namespace,
-                name=artifact.name,
-                facets=openlineage_facets(asset_extra(artifact)),
+            output_dataset(
+                namespace, artifact.record, artifact.aliases, created=not artifact.reused
             )
             for artifact in run.produced
-            if artifact.version is not None
+            if artifact.record is not None
         ]
         return OperatorLineage(inputs=inputs, outputs=outputs)

@@ -18,15 +18,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 import artiflow
-from artiflow.airflow.assets import (
-    add_assets,
-    artifact_alias,
-    artifact_asset,
-    is_templated,
-    static_name,
-)
+from artiflow.airflow.assets import declare_assets
 from artiflow.airflow.hooks import ArtifactHook
 from artiflow.airflow.lineage import ArtifactLineageMixin
+from artiflow.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -43,27 +38,12 @@ def _pairs(sources: Sources | None, what: str) -> list[tuple[str | None, str]]:
     if not sources:
         return []
     if isinstance(sources, str):
-        raise TypeError(f"{what} must be a list of paths or a mapping name -> path, not a string")
+        raise InvalidArgument(
+            f"{what} must be a list of paths or a mapping name -> path, not a string"
+        )
     if isinstance(sources, Mapping):
         return [(str(name), str(source)) for name, source in sources.items()]
     return [(None, str(source)) for source in sources]
-
-
-def _declare_output(operator: BaseOperator, name: object) -> None:
-    """Declare the outlet of an operator producing artifact ``name`` (parse time); an Asset
-    the user already declared with the same URI is kept as the outlet."""
-    known = static_name(name)
-    if known is not None:
-        operator.outlets = add_assets(operator.outlets, [artifact_asset(known)])
-    elif is_templated(name):
-        alias = artifact_alias(operator.dag_id, operator.task_id)
-        operator.outlets = add_assets(operator.outlets, [alias])
-
-
-def _declare_input(operator: BaseOperator, ref: object) -> None:
-    known = static_name(ref)
-    if known is not None:
-        operator.inlets = add_assets(operator.inlets, [artifact_asset(known)])
 
 
 class _ArtifactOperator(ArtifactLineageMixin, BaseOperator):
@@ -145,7 +125,7 @@ class LogArtifactOperator(_ArtifactOperator):
         self.metadata = metadata
         self.description = description
         self.aliases = aliases
-        _declare_output(self, name)
+        declare_assets(self, inputs=(), outputs=[name])
 
     def build_artifact(self) -> artiflow.Artifact:
         """The artifact described by the (rendered) arguments, not yet logged."""
@@ -200,7 +180,7 @@ class UseArtifactOperator(_ArtifactOperator):
         self.type = type
         self.download = download
         self.download_dir = download_dir
-        _declare_input(self, ref)
+        declare_assets(self, inputs=[ref], outputs=())
 
     def execute(self, context: Context) -> dict[str, Any]:
         with self.hook.run(context) as run:
@@ -268,7 +248,7 @@ class FinishArtifactOperator(_ArtifactOperator):
         self.aliases = aliases
         self.description = description
         self.metadata = metadata
-        _declare_output(self, name)
+        declare_assets(self, inputs=(), outputs=[name])
 
     def execute(self, context: Context) -> str:
         artifact = artiflow.Artifact(

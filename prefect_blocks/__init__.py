@@ -15,7 +15,7 @@ from typing import Any
 # One distribution: the collection's version is artiflow's (Prefect also takes the block schema
 # version from the top-level package, ``artiflow.__version__``).
 from artiflow import __version__
-from artiflow.steps import Input, Output
+from artiflow.orchestration import Input, Output
 
 from .blocks import ArtifactRegistry
 from .clients import close_shared_registries, shared_registry

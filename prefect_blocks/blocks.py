@@ -1,7 +1,8 @@
 """The ``ArtifactRegistry`` block: registry settings that build an :class:`artiflow.Registry`.
 
-A saved block holds where blobs and metadata live and how to reach them; tasks take the block
-and call :meth:`ArtifactRegistry.registry`. The block is also a Prefect
+A saved block holds where blobs and metadata live and how to reach them. It only turns its fields
+into :class:`~artiflow.orchestration.RegistrySettings`; opening and sharing the registry those
+name is the core's (:func:`artiflow.orchestration.shared_registry`). The block is also a Prefect
 :class:`~prefect.filesystems.WritableFileSystem` rooted at ``<store>/prefect-results`` so that
 one saved block can serve as a flow's ``result_storage``.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import posixpath
 from typing import TYPE_CHECKING, Any
 
@@ -21,10 +21,18 @@ from prefect.filesystems import WritableFileSystem
 from prefect.types import SecretDict
 from pydantic import Field, SecretStr
 
+from artiflow import Registry
+from artiflow.config import environment
+from artiflow.errors import InvalidPath
+from artiflow.orchestration import (
+    RegistrySettings,
+    make_settings,
+    shared_registry,
+    with_credentials,
+)
+
 if TYPE_CHECKING:
     import fsspec
-
-    import artiflow
 
 __all__ = ["DOCUMENTATION_URL", "RESULTS_PREFIX", "ArtifactRegistry"]
 
@@ -137,35 +145,45 @@ class ArtifactRegistry(WritableFileSystem):
     def resolved_database_url(self) -> str | None:
         """Return the database URL with ``database_password`` inserted, or ``None``.
 
+        A password already in ``database`` is kept (the field is meant to hold the URL without
+        one).
+
         Returns:
             The SQLAlchemy URL as a string (it contains the password: keep it in memory only).
         """
         if self.database is None or self.database_password is None:
             return self.database
-        from sqlalchemy.engine import make_url
+        return with_credentials(self.database, password=self.database_password.get_secret_value())
 
-        url = make_url(self.database).set(password=self.database_password.get_secret_value())
-        return url.render_as_string(hide_password=False)
+    def registry_settings(self) -> RegistrySettings:
+        """Return the settings of the registry this block describes, secrets included.
 
-    def registry(self) -> artiflow.Registry:
+        Returns:
+            :class:`artiflow.orchestration.RegistrySettings`: empty fields are ``None`` (artiflow
+            fills them from the environment), the password is in the database URL.
+        """
+        return make_settings(
+            self.store,
+            self.resolved_database_url(),
+            self.resolved_storage_options(),
+            where=f"block {self.get_block_type_slug()!r}",
+        )
+
+    def registry(self) -> Registry:
         """Build the :class:`artiflow.Registry` these settings describe.
 
         Returns:
-            A new registry; tasks cache one per distinct configuration and process.
+            A new registry; tasks share one per distinct configuration and process
+            (:func:`artiflow.prefect.shared_registry`).
         """
-        import artiflow
-
-        return artiflow.Registry(
-            store=self.store,
-            database=self.resolved_database_url(),
-            storage_options=self.resolved_storage_options() or None,
-        )
+        return Registry(**self.registry_settings())
 
     def cache_key(self) -> str:
         """Return a digest of the full configuration, secrets included, for in-memory caches.
 
-        The environment variables that fill empty fields are part of the key, so a block with
-        defaults maps to a new registry when ``$ARTIFLOW_HOME`` changes.
+        The environment variables that fill empty fields (:data:`artiflow.config.ENVIRONMENT`)
+        are part of the key, so a block with defaults maps to a new registry when
+        ``$ARTIFLOW_HOME`` changes.
 
         Returns:
             A hex SHA-256 digest (it reveals nothing about the secrets it covers).
@@ -173,7 +191,7 @@ class ArtifactRegistry(WritableFileSystem):
         payload = {
             "type": self.get_block_type_slug(),
             "settings": self.model_dump(mode="json", context={"include_secrets": True}),
-            "env": _registry_env(),
+            "env": environment(),
         }
         text = json.dumps(payload, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
@@ -182,17 +200,15 @@ class ArtifactRegistry(WritableFileSystem):
     def _results_fs(self) -> tuple[fsspec.AbstractFileSystem, str]:
         from fsspec.core import url_to_fs
 
-        from .clients import shared_registry
-
         # the registry resolves empty fields from the environment exactly as artiflow does
-        registry = shared_registry(self)
+        registry = shared_registry(self.registry_settings())
         fs, root = url_to_fs(registry.store_url, **registry.storage_options)
         return fs, posixpath.join(root.rstrip("/"), RESULTS_PREFIX)
 
     def _result_path(self, root: str, path: str) -> str:
         parts = path.replace("\\", "/").split("/")
         if not path or path.startswith("/") or "://" in path or ".." in parts:
-            raise ValueError(
+            raise InvalidPath(
                 f"result path {path!r} must be relative to the registry's results folder"
             )
         return posixpath.join(root, *[p for p in parts if p not in ("", ".")])
@@ -258,18 +274,3 @@ class ArtifactRegistry(WritableFileSystem):
             The full path written.
         """
         return self._write_bytes(path, content)
-
-
-# The environment that fills a registry's empty settings (read when it is built).
-_REGISTRY_ENV = (
-    "ARTIFLOW_HOME",
-    "ARTIFLOW_STORE",
-    "ARTIFLOW_DATABASE",
-    "ARTIFLOW_STORAGE_OPTIONS",
-    "ARTIFLOW_CACHE_DIR",
-    "ARTIFLOW_HASH_CACHE",
-)
-
-
-def _registry_env() -> dict[str, str | None]:
-    return {name: os.environ.get(name) for name in _REGISTRY_ENV}

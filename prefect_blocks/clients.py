@@ -1,44 +1,41 @@
-"""One shared :class:`artiflow.Registry` per configuration and process, and block loading.
+"""Loading saved registry blocks, and the process-wide registry a block names.
 
 A registry holds a database engine and upload thread pools, so tasks share one per distinct
-configuration (the block's settings and the ``ARTIFLOW_*`` environment) rather than building one
-per call. ``artiflow.Registry`` is thread-safe, which makes the cache safe under Prefect's
-thread-pool task runner; each process of a process-pool runner builds its own.
+configuration and process: :func:`shared_registry` is the core's
+:func:`artiflow.orchestration.shared_registry` (keyed on the block's settings and the
+``ARTIFLOW_*`` environment) for a block. ``artiflow.Registry`` is thread-safe, which makes that
+safe under Prefect's thread-pool task runner; each process of a process-pool runner builds its own.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import json
-import logging
-import threading
-from typing import TYPE_CHECKING, cast
+from typing import TypeAlias, cast
 
 from prefect.blocks.core import Block
 
-from .blocks import ArtifactRegistry, _registry_env
+from artiflow import Registry, orchestration
+from artiflow.errors import InvalidArgument
 
-if TYPE_CHECKING:
-    import artiflow
+from .blocks import ArtifactRegistry
 
 __all__ = [
+    "RegistrySource",
     "aload_registry_block",
     "close_shared_registries",
     "load_registry_block",
+    "load_source",
     "shared_registry",
 ]
 
-logger = logging.getLogger(__name__)
+RegistrySource: TypeAlias = ArtifactRegistry | str | Registry | None
+"""What a task takes as its registry: a block, a saved block's name, a registry, or ``None``."""
 
 # Block types defined in modules that need an extra; imported when a name refers to them.
 _LAZY_BLOCK_MODULES = {
     "artiflow-s3-registry": "artiflow.prefect.aws",
     "artiflow-gcs-registry": "artiflow.prefect.gcp",
 }
-
-_lock = threading.Lock()
-_registries: dict[str, artiflow.Registry] = {}
 
 
 def _split_block_name(name: str) -> tuple[type[Block], str]:
@@ -52,7 +49,9 @@ def _split_block_name(name: str) -> tuple[type[Block], str]:
 
 def _checked(block: Block, name: str) -> ArtifactRegistry:
     if not isinstance(block, ArtifactRegistry):
-        raise TypeError(f"block {name!r} is a {type(block).__name__}, not an ArtifactRegistry")
+        raise InvalidArgument(
+            f"block {name!r} is a {type(block).__name__}, not an ArtifactRegistry"
+        )
     return block
 
 
@@ -66,6 +65,10 @@ def load_registry_block(name: str) -> ArtifactRegistry:
 
     Returns:
         The loaded block.
+
+    Raises:
+        artiflow.errors.InvalidArgument: The saved block is not a registry block (also a
+            ``TypeError``).
     """
     cls, ref = _split_block_name(name)
     block = cast(Block, cls.load(ref, _sync=True))  # type: ignore[call-arg]
@@ -85,35 +88,31 @@ async def aload_registry_block(name: str) -> ArtifactRegistry:
     return _checked(await cls.aload(ref), name)
 
 
-def _default_key() -> str:
-    text = json.dumps({"default": _registry_env()}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+def load_source(source: RegistrySource) -> ArtifactRegistry | Registry | None:
+    """``source`` with a saved block's name replaced by the loaded block (blocking I/O).
+
+    Args:
+        source: A registry block, a saved block's name, an ``artiflow.Registry`` or ``None``.
+
+    Returns:
+        What :func:`shared_registry` takes.
+    """
+    return load_registry_block(source) if isinstance(source, str) else source
 
 
-def shared_registry(
-    source: ArtifactRegistry | artiflow.Registry | None = None,
-) -> artiflow.Registry:
+def shared_registry(source: ArtifactRegistry | Registry | None = None) -> Registry:
     """Return the process-wide registry for a block (or artiflow's defaults when ``None``).
 
     Args:
         source: A registry block, an existing ``artiflow.Registry`` (returned as is), or
-            ``None`` for ``artiflow.Registry()`` built from the environment.
+            ``None`` for the registry artiflow's environment describes.
 
     Returns:
         A registry shared by every task in this process with the same configuration.
     """
-    import artiflow
-
-    if isinstance(source, artiflow.Registry):
+    if isinstance(source, Registry):
         return source
-    key = _default_key() if source is None else source.cache_key()
-    with _lock:
-        registry = _registries.get(key)
-        if registry is None:
-            registry = artiflow.Registry() if source is None else source.registry()
-            _registries[key] = registry
-            logger.debug("built %r", registry)
-        return registry
+    return orchestration.shared_registry(None if source is None else source.registry_settings())
 
 
 def close_shared_registries() -> None:
@@ -122,8 +121,4 @@ def close_shared_registries() -> None:
     For long-lived processes that rotate credentials, and for test suites that point
     ``$ARTIFLOW_HOME`` somewhere new for each test. Call it only when no task is running.
     """
-    with _lock:
-        registries = list(_registries.values())
-        _registries.clear()
-    for registry in registries:
-        registry.close()
+    Registry.close_shared()

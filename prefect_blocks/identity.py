@@ -1,16 +1,23 @@
-"""The Prefect run identity of an artiflow run, read from ``prefect.runtime`` at call time."""
+"""The Prefect run identity of an artiflow run, read from ``prefect.runtime`` at call time.
+
+:func:`open_prefect_step` opens the core's step run (:func:`artiflow.orchestration.open_step`)
+under that identity, scoped to the flow run so that the parallel writers of one flow run share
+a default distributed id (:func:`distributed_id_for`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager
+from typing import Any
+
+from artiflow import Registry
+from artiflow.errors import DistributedError
+from artiflow.orchestration import StepRun, default_distributed_id, open_step
 
 from .mirror import Producer
 
-if TYPE_CHECKING:
-    from artiflow.runs import Run
-
-__all__ = ["distributed_id_for", "prefect_identity", "producer", "run_identity"]
+__all__ = ["distributed_id_for", "open_prefect_step", "prefect_identity", "producer"]
 
 
 def prefect_identity() -> dict[str, Any]:
@@ -39,12 +46,23 @@ def prefect_identity() -> dict[str, Any]:
     }
 
 
-def run_identity(identity: Mapping[str, Any], job_type: str | None = None) -> dict[str, Any]:
-    """The keyword arguments of ``Registry.run``: the identity without empty values."""
-    keys = {k: v for k, v in identity.items() if v is not None}
-    if job_type:
-        keys["job_type"] = job_type
-    return keys
+def open_prefect_step(
+    registry: Registry, identity: Mapping[str, Any], job_type: str | None = None
+) -> AbstractContextManager[StepRun]:
+    """The atomic step run of one Prefect task call (see :func:`artiflow.orchestration.open_step`).
+
+    Args:
+        registry: The registry to run in.
+        identity: What :func:`prefect_identity` read when the task started.
+        job_type: The artiflow run's job type, if any.
+
+    Returns:
+        A context manager giving the :class:`~artiflow.orchestration.StepRun`, scoped to the
+        flow run (when there is one) for default distributed ids.
+    """
+    flow_run_id = identity.get("pipeline_run")
+    scope = (flow_run_id,) if flow_run_id else ()
+    return open_step(registry, {**identity, "job_type": job_type}, scope)
 
 
 def distributed_id_for(name: str, flow_run_id: str | None = None) -> str:
@@ -55,22 +73,35 @@ def distributed_id_for(name: str, flow_run_id: str | None = None) -> str:
         flow_run_id: The flow run; defaults to the current one.
 
     Returns:
-        ``"prefect-<flow_run_id>-<name>"``.
+        :func:`artiflow.orchestration.default_distributed_id` of ``name`` in the flow run: the
+        id ``artifact_task`` outputs with ``distributed=...`` use when they give none.
+
+    Raises:
+        artiflow.errors.DistributedError: Outside a flow run, without ``flow_run_id``.
     """
     if flow_run_id is None:
         from prefect.runtime import flow_run
 
         flow_run_id = flow_run.id
     if not flow_run_id:
-        raise RuntimeError(
+        raise DistributedError(
             f"distributed output {name!r} needs a flow run (or an explicit distributed_id)"
         )
-    return f"prefect-{flow_run_id}-{name}"
+    return default_distributed_id(name, flow_run_id)
 
 
-def producer(identity: Mapping[str, Any], run: Run | None) -> Producer:
+def producer(identity: Mapping[str, Any], run_id: str | None) -> Producer:
+    """The producing run as the mirror shows it.
+
+    Args:
+        identity: What :func:`prefect_identity` read when the task started.
+        run_id: The artiflow run's id, if one was opened.
+
+    Returns:
+        The :class:`~artiflow.prefect.mirror.Producer`.
+    """
     return Producer(
-        run_id=run.id if run is not None else None,
+        run_id=run_id,
         flow_name=identity.get("pipeline"),
         flow_run_id=identity.get("pipeline_run"),
         flow_run_name=identity.get("flow_run_name"),

@@ -1,43 +1,47 @@
-"""One call of an artifact task: resolve inputs, run the function, commit outputs, mirror.
+"""One call of an artifact task, on the core's step protocol (:mod:`artiflow.orchestration.step`).
 
-Split in phases that the sync and async wrappers share: :func:`_prepare` (open the artiflow
-run, use the inputs, create the outputs), the user's function, :func:`_commit` (log the outputs,
-close the run). The run is atomic: every version logged in it, the outputs and anything the
-function logged through ``run_param``, is committed in one transaction when it closes after
-the function succeeded, and none is when anything fails. Everything here is module-level and
-the per-function settings live in a plain :class:`Step`, so a wrapped task stays picklable for
-the process-pool task runner.
+:func:`build_step` checks a function against its specs once, when it is decorated, and works
+out the signature the task shows. A call then runs in three phases around the user's function:
+:func:`open_call` opens the step's atomic run and uses the inputs (a :class:`OpenCall`), the
+function runs, :meth:`OpenCall.commit` logs the outputs and closes the run: every version of
+the call, the outputs and anything the function logged through ``run_param``, commits in one
+transaction, or none does when anything fails. :func:`execute_sync` and :func:`execute_async`
+only sequence those phases and mirror the committed versions into Prefect; the async one runs
+the registry I/O in a worker thread. Everything here is module-level and the per-function
+settings live in a plain :class:`Step`, so a wrapped task stays picklable for the process-pool
+task runner.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import anyio.to_thread
 
-from artiflow.steps import (
+from artiflow.errors import InvalidSpec
+from artiflow.orchestration import (
     Input,
     Output,
-    absorb_return,
-    draft_outputs,
-    require_filled,
+    StepCall,
+    VersionSummary,
+    check_distinct,
+    ref_of,
     wants_path,
 )
 
-from .blocks import ArtifactRegistry
-from .clients import aload_registry_block, load_registry_block, shared_registry
-from .identity import distributed_id_for, prefect_identity, producer, run_identity
-from .mirror import VersionSummary, amirror_versions, mirror_versions
+from .clients import RegistrySource, load_source, shared_registry
+from .identity import open_prefect_step, prefect_identity, producer
+from .mirror import Producer, amirror_versions, mirror_versions
 
-if TYPE_CHECKING:
-    import artiflow
-    from artiflow.runs import Run
+__all__ = ["OpenCall", "Step", "build_step", "execute_async", "execute_sync", "open_call"]
 
-__all__ = ["Step", "build_step", "execute_async", "execute_sync"]
+_KINDS = inspect.Parameter
+# parameter kinds the wrapper cannot pass an artifact to by name
+_NOT_BY_KEYWORD = (_KINDS.POSITIONAL_ONLY, _KINDS.VAR_POSITIONAL, _KINDS.VAR_KEYWORD)
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ class Step:
     fn: Callable[..., Any]
     inputs: Mapping[str, Input]
     outputs: Mapping[str, Output]
-    registry: ArtifactRegistry | str | Any | None
+    registry: RegistrySource
     run_param: str | None
     job_type: str | None
     mirror: bool
@@ -58,26 +62,7 @@ class Step:
     downloads: frozenset[str]
 
 
-@dataclass
-class _Prepared:
-    """A step call after its inputs are resolved, before the function runs."""
-
-    stack: ExitStack
-    run: Run
-    identity: dict[str, Any]
-    args: list[Any] = field(default_factory=list)
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    produced: dict[str, artiflow.Artifact] = field(default_factory=dict)
-    consumed: list[str] = field(default_factory=list)
-
-    def close(self, err: BaseException | None = None) -> None:
-        """Leave the artiflow run: finished, or failed when ``err`` is given."""
-        if err is None:
-            self.stack.close()
-        else:
-            self.stack.__exit__(type(err), err, err.__traceback__)
-
-
+# ------------------------------------------------------------------------- decoration time
 def build_step(
     fn: Callable[..., Any],
     inputs: Mapping[str, Input],
@@ -90,63 +75,84 @@ def build_step(
     Output and run parameters are filled in by the wrapper, so they disappear from the task's
     signature; every input becomes a keyword-only parameter defaulting to its reference.
     An output the function does not declare is filled from its return value (a path).
+
+    Raises:
+        artiflow.errors.InvalidSpec: A parameter is declared twice, ``run_param`` is not a
+            parameter of ``fn``, or one the wrapper fills cannot be passed by keyword.
     """
-    kinds = inspect.Parameter
     sig = inspect.signature(fn)
-    params = sig.parameters
-    accepts_any = any(p.kind is kinds.VAR_KEYWORD for p in params.values())
-    overlap = set(inputs) & (set(outputs) | {run_param})
-    if overlap:
-        raise TypeError(f"parameters {sorted(overlap)} are declared twice (input and output)")
-    if run_param and run_param not in params and not accepts_any:
-        raise TypeError(f"{fn.__name__}() has no parameter {run_param!r} for the artiflow run")
-    injected = set(inputs) | set(outputs) | ({run_param} if run_param else set())
-    for name in injected & set(params):
-        if params[name].kind in (kinds.POSITIONAL_ONLY, kinds.VAR_POSITIONAL, kinds.VAR_KEYWORD):
-            raise TypeError(f"{fn.__name__}() parameter {name!r} must accept a keyword argument")
-    receives = frozenset(n for n in injected if n in params or accepts_any)
-    downloads = frozenset(n for n, spec in inputs.items() if spec.download or wants_path(fn, n))
-    kept = [p for p in params.values() if p.name not in injected]
-    refs = [
-        kinds(name, kinds.KEYWORD_ONLY, default=spec.ref, annotation="str")
-        for name, spec in inputs.items()
-    ]
-    var_keyword = [p for p in kept if p.kind is kinds.VAR_KEYWORD]
-    exposed = sig.replace(
-        parameters=[*[p for p in kept if p.kind is not kinds.VAR_KEYWORD], *refs, *var_keyword]
-    )
+    injected = _injected(fn, sig, inputs, outputs, run_param)
+    receives = frozenset(n for n in injected if n in sig.parameters or _accepts_any(sig))
+    downloads = {n for n, spec in inputs.items() if spec.download or wants_path(fn, n)}
     return Step(
         fn=fn,
         inputs=inputs,
         outputs=outputs,
         run_param=run_param,
         signature=sig,
-        exposed=exposed,
+        exposed=_exposed(sig, injected, inputs),
         receives=receives,
-        downloads=downloads,
+        downloads=frozenset(downloads & receives),
         **options,
     )
 
 
+def _accepts_any(sig: inspect.Signature) -> bool:
+    return any(p.kind is _KINDS.VAR_KEYWORD for p in sig.parameters.values())
+
+
+def _injected(
+    fn: Callable[..., Any],
+    sig: inspect.Signature,
+    inputs: Collection[str],
+    outputs: Collection[str],
+    run_param: str | None,
+) -> set[str]:
+    """The parameters the wrapper fills in, checked against ``fn``'s signature."""
+    check_distinct(inputs, outputs, run_param)
+    params = sig.parameters
+    if run_param and run_param not in params and not _accepts_any(sig):
+        raise InvalidSpec(f"{fn.__name__}() has no parameter {run_param!r} for the artiflow run")
+    injected = {*inputs, *outputs, *([run_param] if run_param else [])}
+    for name in sorted(injected & set(params)):
+        if params[name].kind in _NOT_BY_KEYWORD:
+            raise InvalidSpec(f"{fn.__name__}() parameter {name!r} must accept a keyword argument")
+    return injected
+
+
+def _exposed(
+    sig: inspect.Signature, injected: Collection[str], inputs: Mapping[str, Input]
+) -> inspect.Signature:
+    """The task's signature: the injected parameters gone, a reference per input added."""
+    kept = [p for p in sig.parameters.values() if p.name not in injected]
+    refs = [
+        _KINDS(name, _KINDS.KEYWORD_ONLY, default=spec.ref, annotation="str")
+        for name, spec in inputs.items()
+    ]
+    var_keyword = [p for p in kept if p.kind is _KINDS.VAR_KEYWORD]
+    named = [p for p in kept if p.kind is not _KINDS.VAR_KEYWORD]
+    return sig.replace(parameters=[*named, *refs, *var_keyword])
+
+
+# ------------------------------------------------------------------------------- call time
 def _call_arguments(
     sig: inspect.Signature, values: Mapping[str, Any]
 ) -> tuple[list[Any], dict[str, Any]]:
     """Turn parameter values into ``(args, kwargs)`` for the original function."""
-    kinds = inspect.Parameter
-    has_var_positional = any(p.kind is kinds.VAR_POSITIONAL for p in sig.parameters.values())
+    has_var_positional = any(p.kind is _KINDS.VAR_POSITIONAL for p in sig.parameters.values())
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
     for p in sig.parameters.values():
         if p.name not in values:
             continue
         value = values[p.name]
-        if p.kind is kinds.POSITIONAL_ONLY or (
-            p.kind is kinds.POSITIONAL_OR_KEYWORD and has_var_positional
+        if p.kind is _KINDS.POSITIONAL_ONLY or (
+            p.kind is _KINDS.POSITIONAL_OR_KEYWORD and has_var_positional
         ):
             args.append(value)
-        elif p.kind is kinds.VAR_POSITIONAL:
+        elif p.kind is _KINDS.VAR_POSITIONAL:
             args.extend(value)
-        elif p.kind is kinds.VAR_KEYWORD:
+        elif p.kind is _KINDS.VAR_KEYWORD:
             kwargs.update(value)
         else:
             kwargs[p.name] = value
@@ -155,145 +161,95 @@ def _call_arguments(
     return args, kwargs
 
 
-def _ref_of(value: Any, param: str) -> str:
-    """An input parameter's value as a reference string."""
-    import artiflow
-
-    if isinstance(value, str):
-        return value
-    if isinstance(value, artiflow.Artifact) and value.qualified_name:
-        return value.qualified_name
-    if isinstance(value, Mapping) and param in value:
-        return _ref_of(value[param], param)
-    raise TypeError(
-        f"input {param!r} needs an artifact reference such as 'name:latest', got {value!r}"
-    )
+def _close_failed(stack: ExitStack, err: BaseException) -> None:
+    """Leave the step's run as failed: nothing it logged is committed."""
+    stack.__exit__(type(err), err, err.__traceback__)
 
 
-def _prepare(
-    step: Step,
-    registry: Any,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    identity: dict[str, Any],
-) -> _Prepared:
-    """Open the run, use the inputs and create the outputs (blocking I/O)."""
+class OpenCall:
+    """A call whose step run is open and inputs used: what the function is called with, and
+    the phases left (:meth:`fail`, or :meth:`commit`; each blocks on registry I/O)."""
+
+    def __init__(self, stack: ExitStack, call: StepCall, identity: Mapping[str, Any]) -> None:
+        self.stack = stack
+        self.call = call
+        self.identity = identity
+        self.args: list[Any] = []
+        self.kwargs: dict[str, Any] = {}
+        self.versions: list[VersionSummary] = []
+
+    def fail(self, err: BaseException) -> None:
+        """Close the run as failed: nothing it logged is committed."""
+        _close_failed(self.stack, err)
+
+    def commit(self, returned: Any) -> Any:
+        """After the function returned: log the outputs, close the run (which commits every
+        version of the call, or raises and commits none), and return the task's result."""
+        try:
+            self.call.commit(returned)
+        except BaseException as err:
+            self.fail(err)
+            raise
+        self.stack.close()
+        self.versions = [VersionSummary.of(a) for a in self.call.run.committed()]
+        return self.call.result(returned)
+
+    def report(self) -> tuple[list[VersionSummary], list[str], Producer]:
+        """What the mirror shows, once committed: versions, consumed references, producer."""
+        consumed = [a.qualified_name or a.name for a in self.call.run.used]
+        return self.versions, consumed, producer(self.identity, self.call.run.id)
+
+
+def open_call(
+    step: Step, args: tuple[Any, ...], kwargs: dict[str, Any], identity: Mapping[str, Any]
+) -> OpenCall:
+    """Open the step's run, use the inputs and draft the outputs (blocking I/O).
+
+    ``args`` and ``kwargs`` are the task's (bound against its exposed signature); an input's
+    value is a reference, a committed artifact or an upstream artifact task's result.
+    """
     bound = step.exposed.bind(*args, **kwargs)
     bound.apply_defaults()
     values = dict(bound.arguments)
-    refs = {param: _ref_of(values.pop(param), param) for param in step.inputs}
+    refs = {param: ref_of(values.pop(param), param) for param in step.inputs}
+    registry = shared_registry(load_source(step.registry))
     stack = ExitStack()
-    run = stack.enter_context(
-        shared_registry(registry).run(atomic=True, **run_identity(identity, step.job_type))
-    )
-    prepared = _Prepared(stack=stack, run=run, identity=identity)
+    run = stack.enter_context(open_prefect_step(registry, identity, step.job_type))
     try:
-        for param, spec in step.inputs.items():
-            used = run.use_artifact(refs[param], type=spec.type)
-            prepared.consumed.append(used.qualified_name or used.name)
-            if param in step.receives:
-                values[param] = used.download() if param in step.downloads else used
-        prepared.produced = draft_outputs(step.outputs)
-        for param, art in prepared.produced.items():
-            if param in step.receives:
-                values[param] = art
-        if step.run_param:
-            values[step.run_param] = run
+        call = StepCall(run, step.inputs, step.outputs)
+        injected = {**call.use_inputs(refs, step.downloads), **call.drafts}
     except BaseException as err:
-        prepared.close(err)
+        _close_failed(stack, err)
         raise
-    prepared.args, prepared.kwargs = _call_arguments(step.signature, values)
-    return prepared
-
-
-def _commit(step: Step, prepared: _Prepared, returned: Any) -> tuple[Any, list[VersionSummary]]:
-    """Log the outputs after the function succeeded, then close the run, which commits them.
-
-    Versions are logged first (each checked against the registry when logged; they commit
-    together when the run closes), then distributed parts and finishes, which the registry
-    commits at once: a refused output fails the task before any of those is stored.
-
-    Returns:
-        The task's result and the committed versions.
-    """
-    run = prepared.run
-    committed: dict[str, artiflow.Artifact] = {}
-    refs: dict[str, str] = {}
-    try:
-        absorbed = absorb_return(returned, prepared.produced)
-        require_filled(prepared.produced, step.outputs)
-        for param, out in step.outputs.items():
-            if out.mode == "log":
-                art = prepared.produced[param]
-                committed[param] = run.log_artifact(art, aliases=list(out.aliases) or None)
-        for param, out in step.outputs.items():
-            if out.mode == "log":
-                continue
-            art = prepared.produced[param]
-            did = out.distributed_id or distributed_id_for(
-                art.name, prepared.identity.get("pipeline_run")
-            )
-            if out.mode == "upsert":
-                run.upsert_artifact(art, distributed_id=did)
-                refs[param] = did
-            else:
-                committed[param] = run.finish_artifact(
-                    art, distributed_id=did, aliases=list(out.aliases) or None
-                )
-    except BaseException as err:
-        prepared.close(err)
-        raise
-    prepared.close()  # commits the logged versions, or raises (and commits none)
-    refs.update({param: art.qualified_name or art.name for param, art in committed.items()})
-    if absorbed:
-        ordered = [refs[param] for param in step.outputs if param in refs]
-        result: Any = ordered[0] if len(ordered) == 1 else (refs or None)
-    else:
-        result = returned
-    return result, [VersionSummary.of(art) for art in committed.values()]
+    values.update({p: v for p, v in injected.items() if p in step.receives})
+    if step.run_param:
+        values[step.run_param] = run.run
+    opened = OpenCall(stack, call, identity)
+    opened.args, opened.kwargs = _call_arguments(step.signature, values)
+    return opened
 
 
 def execute_sync(step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Run a wrapped synchronous function as one artiflow run."""
-    identity = prefect_identity()
-    source = step.registry
-    registry = load_registry_block(source) if isinstance(source, str) else source
-    prepared = _prepare(step, registry, args, kwargs, identity)
+    """Run a wrapped synchronous function as one artiflow step, then mirror its versions."""
+    opened = open_call(step, args, kwargs, prefect_identity())
     try:
-        returned = step.fn(*prepared.args, **prepared.kwargs)
+        returned = step.fn(*opened.args, **opened.kwargs)
     except BaseException as err:
-        prepared.close(err)
+        opened.fail(err)
         raise
-    result, committed = _commit(step, prepared, returned)
-    if step.mirror or step.assets:
-        mirror_versions(
-            committed,
-            prepared.consumed,
-            producer(identity, prepared.run),
-            artifacts=step.mirror,
-            assets=step.assets,
-        )
+    result = opened.commit(returned)
+    mirror_versions(*opened.report(), artifacts=step.mirror, assets=step.assets)
     return result
 
 
 async def execute_async(step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Async twin of :func:`execute_sync`: registry I/O runs in a worker thread."""
-    identity = prefect_identity()
-    source = step.registry
-    registry = await aload_registry_block(source) if isinstance(source, str) else source
-    prepared = await anyio.to_thread.run_sync(_prepare, step, registry, args, kwargs, identity)
+    """:func:`execute_sync` for a coroutine function: the registry I/O runs in a worker thread."""
+    opened = await anyio.to_thread.run_sync(open_call, step, args, kwargs, prefect_identity())
     try:
-        returned = await step.fn(*prepared.args, **prepared.kwargs)
+        returned = await step.fn(*opened.args, **opened.kwargs)
     except BaseException as err:
-        await anyio.to_thread.run_sync(prepared.close, err)
+        await anyio.to_thread.run_sync(opened.fail, err)
         raise
-    result, committed = await anyio.to_thread.run_sync(_commit, step, prepared, returned)
-    if step.mirror or step.assets:
-        await amirror_versions(
-            committed,
-            prepared.consumed,
-            producer(identity, prepared.run),
-            artifacts=step.mirror,
-            assets=step.assets,
-        )
+    result = await anyio.to_thread.run_sync(opened.commit, returned)
+    await amirror_versions(*opened.report(), artifacts=step.mirror, assets=step.assets)
     return result

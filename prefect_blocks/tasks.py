@@ -26,12 +26,20 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from artiflow.steps import InputSpec, OutputSpec, add_source, parse_input, parse_output
+from artiflow import Artifact
+from artiflow.orchestration import (
+    InputSpec,
+    OutputSpec,
+    VersionSummary,
+    add_source,
+    parse_input,
+    parse_output,
+)
 
 from .blocks import ArtifactRegistry
-from .clients import load_registry_block, shared_registry
-from .identity import prefect_identity, producer, run_identity
-from .mirror import VersionSummary, mirror_versions, try_report_assets
+from .clients import load_source, shared_registry
+from .identity import open_prefect_step, prefect_identity, producer
+from .mirror import mirror_versions, try_report_assets
 from .step import build_step, execute_async, execute_sync
 
 if TYPE_CHECKING:
@@ -173,10 +181,6 @@ def _as_list(value: str | Path | Iterable[str | Path] | None) -> list[Any]:
     return list(value)
 
 
-def _registry_block(registry: ArtifactRegistry | str | None) -> ArtifactRegistry | None:
-    return load_registry_block(registry) if isinstance(registry, str) else registry
-
-
 @task(cache_policy=NO_CACHE)
 def log_artifact(
     name: str,
@@ -204,20 +208,17 @@ def log_artifact(
     Returns:
         The committed version's reference, ``"name:vN"``.
     """
-    import artiflow
-
-    art = artiflow.Artifact(name, type, description=description, metadata=metadata)
+    art = Artifact(name, type, description=description, metadata=metadata)
     for path in _as_list(paths):
         add_source(art, Path(path))
     for uri in _as_list(references):
         art.add_reference(str(uri))
     identity = prefect_identity()
-    with shared_registry(_registry_block(registry)).run(**run_identity(identity)) as run:
+    with open_prefect_step(shared_registry(load_source(registry)), identity) as run:
         run.log_artifact(art, aliases=list(aliases) or None)
-        art.wait()
-    version = VersionSummary.of(art)
-    mirror_versions([version], (), producer(identity, run))
-    return version.qualified_name
+    versions = [VersionSummary.of(committed) for committed in run.committed()]
+    mirror_versions(versions, (), producer(identity, run.id))
+    return versions[0].qualified_name
 
 
 @task(cache_policy=NO_CACHE)
@@ -239,8 +240,7 @@ def use_artifact(
     Returns:
         The directory holding the version's files (verified against their digests).
     """
-    identity = prefect_identity()
-    with shared_registry(_registry_block(registry)).run(**run_identity(identity)) as run:
+    with open_prefect_step(shared_registry(load_source(registry)), prefect_identity()) as run:
         used = run.use_artifact(ref, type=type)
         root_path: Path = used.download(root)
     try_report_assets([], [used.qualified_name or used.name])

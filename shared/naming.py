@@ -177,7 +177,7 @@ def name_from_uri(uri: str) -> str:
     scheme, sep, rest = uri.partition("://") if isinstance(uri, str) else ("", "", "")
     if not sep or scheme.lower() != URI_SCHEME:
         raise InvalidName(f"{uri!r} is not an {URI_SCHEME}:// URI")
-    if not rest:
+    if not rest or rest[0] in "/?#":
         raise InvalidName(f"an {URI_SCHEME} URI needs an artifact name: {URI_SCHEME}://<name>")
     if "/" in rest.rstrip("/") or "?" in rest or "#" in rest:
         raise InvalidName(

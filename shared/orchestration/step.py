@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..artifact import Artifact
 from ..errors import DistributedError, InvalidSpec
@@ -122,15 +122,24 @@ class StepRun:
         return list(self.produced)
 
 
+S = TypeVar("S", bound=StepRun)
+
+
 @contextmanager
 def open_step(
-    registry: Registry, identity: Mapping[str, Any], scope: Sequence[str] = ()
-) -> Iterator[StepRun]:
+    registry: Registry,
+    identity: Mapping[str, Any],
+    scope: Sequence[str] = (),
+    *,
+    step: Callable[[Run, Sequence[str]], S] = StepRun,  # type: ignore[assignment]
+) -> Iterator[S]:
     """An atomic run for one step (see the module docstring); ``identity`` holds the run
-    identity keys of :meth:`artiflow.Registry.run` (``None`` values are left out)."""
+    identity keys of :meth:`artiflow.Registry.run` (``None`` values are left out). ``step``
+    builds what the block receives from the run and the scope: an integration passes its
+    :class:`StepRun` subclass (or a factory of one) to add its own reporting."""
     keys = {k: v for k, v in identity.items() if v is not None}
     with registry.run(atomic=True, **keys) as run:
-        yield StepRun(run, scope)
+        yield step(run, scope)
 
 
 class StepCall:

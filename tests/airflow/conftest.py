@@ -82,12 +82,17 @@ def _fresh_hook_lineage_collector() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_artiflow(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _isolated_artiflow(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No ``artiflow_default`` connection (the environment's registry, under the per-test
-    ``ARTIFLOW_HOME``), and downloads and the blob cache under the test's tmp dir."""
+    ``ARTIFLOW_HOME``), and downloads and the blob cache under the test's tmp dir; the
+    process-wide registries the hooks opened for this test are closed after it."""
+    import artiflow
+
     monkeypatch.delenv("AIRFLOW_CONN_ARTIFLOW_DEFAULT", raising=False)
     monkeypatch.setenv("ARTIFLOW_ARTIFACT_DIR", str(tmp_path / "downloads"))
     monkeypatch.setenv("ARTIFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    yield
+    artiflow.Registry.close_shared()
 
 
 @pytest.fixture

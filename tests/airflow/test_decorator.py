@@ -9,7 +9,7 @@ import pytest
 from airflow.sdk import DagRunState, dag, task
 
 import artiflow
-from artiflow.errors import InvalidSpec
+from artiflow.errors import InvalidArgument, InvalidSpec
 
 
 def test_several_outputs_paths_and_templated_names(
@@ -93,13 +93,13 @@ def test_wrong_declarations_fail_when_the_dag_is_parsed() -> None:
 
     @dag(dag_id="artiflow_parse_errors", schedule=None)
     def parse_errors() -> None:
-        with pytest.raises(TypeError, match="have no reference"):
+        with pytest.raises(InvalidSpec, match="have no reference"):
             needs_a_ref()
-        with pytest.raises(ValueError, match="both inputs and outputs"):
+        with pytest.raises(InvalidSpec, match=r"\['x'\] are declared twice"):
             both()
-        with pytest.raises(ValueError, match="cannot be passed as arguments"):
+        with pytest.raises(InvalidArgument, match="cannot be passed as arguments"):
             takes_output(out="something")
-        with pytest.raises(TypeError, match="unknown keys"):
+        with pytest.raises(InvalidSpec, match="unknown keys"):
             task.artifact(inputs={"d": {"ref": "d:v0", "typo": 1}})(lambda d: None)()
 
     parse_errors()

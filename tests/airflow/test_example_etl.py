@@ -177,6 +177,11 @@ def test_openlineage_events_carry_the_artifact_versions(
     assert (out_ns, out_name) == (namespace, "model")
     assert out_facets["version"]["datasetVersion"] == "v0"
     assert out_facets["version"]["digest"] == registry.artifact("model:v0").digest
+    # the datasets artiflow's own OpenLineage events carry, built from the version record
+    assert out_facets["artiflow_artifact"]["type"] == "model"
+    assert out_facets["artiflow_artifact"]["qualifiedName"] == "model:v0"
+    assert "candidate" in out_facets["artiflow_artifact"]["aliases"]
+    assert out_facets["lifecycleStateChange"]["lifecycleStateChange"] == "CREATE"
     assert [(d["name"], d["facets"]["version"]["datasetVersion"]) for d in train["inputs"]] == [
         ("clean-data", "v0")
     ]

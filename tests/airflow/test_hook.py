@@ -13,6 +13,7 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 
 import artiflow
 from artiflow.airflow import ArtifactHook
+from artiflow.errors import InvalidArgument
 
 SECRET = "s3cr3t-never-logged-7f3a"
 
@@ -59,6 +60,8 @@ def test_the_connection_configures_store_and_database(
     registry = hook.get_registry()
     assert (registry.store_url, registry.database_url) == (str(store), database)
     assert hook.get_registry() is registry
+    # one registry per process and configuration, whichever hook asks
+    assert ArtifactHook(artiflow_conn_id="artiflow_team").get_registry() is registry
     logged = _log(registry, tmp_path, "team-data")
     assert artiflow.Registry(store=str(store), database=database).artifact(
         "team-data:v0"
@@ -139,7 +142,7 @@ def test_storage_options_may_be_a_json_string_but_must_be_an_object() -> None:
     bad = Connection(
         conn_id="c", conn_type="artiflow", extra=json.dumps({"storage_options": "[1, 2]"})
     )
-    with pytest.raises(ValueError, match="storage_options must be a JSON object"):
+    with pytest.raises(InvalidArgument, match="storage_options must be a JSON object"):
         ArtifactHook.settings_from_connection(bad)
 
 

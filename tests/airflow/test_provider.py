@@ -17,6 +17,7 @@ from airflow.sdk import Asset
 
 from artiflow.airflow import artifact_asset, artifact_task, get_provider_info
 from artiflow.airflow.assets import convert_asset_to_openlineage, create_asset, sanitize_uri
+from artiflow.errors import InvalidName
 
 AIRFLOW_DIR = Path(airflow.__file__).parent
 
@@ -97,11 +98,13 @@ def test_artiflow_assets_are_normalised_and_validated() -> None:
     assert asset.normalized_uri == "artiflow://raw-data"
     assert artifact_asset("raw-data") == asset
     assert Asset(uri="ARTIFLOW://Raw.Data_1/").uri == "artiflow://Raw.Data_1"
-    with pytest.raises(ValueError, match="not a version or a file"):
+    with pytest.raises(InvalidName, match="not a version or a file"):
         Asset(uri="artiflow://raw-data/v3")
-    with pytest.raises(ValueError, match="invalid artifact name"):
+    with pytest.raises(InvalidName, match="not a version or a file"):
+        Asset(uri="artiflow://raw-data?version=v3")
+    with pytest.raises(InvalidName, match="invalid artifact name"):
         sanitize_uri(urlsplit("artiflow://bad name"))
-    with pytest.raises(ValueError, match="needs an artifact name"):
+    with pytest.raises(InvalidName, match="needs an artifact name"):
         sanitize_uri(urlsplit("artiflow:///path"))
 
 

@@ -15,7 +15,9 @@ from prefect.testing.standard_test_suites import BlockStandardTestSuite
 from pydantic import SecretStr
 
 import artiflow
-from artiflow.prefect import ArtifactRegistry
+from artiflow.errors import InvalidArgument
+from artiflow.prefect import ArtifactRegistry, close_shared_registries, shared_registry
+from artiflow.prefect.clients import load_registry_block
 
 SECRET = "s3cr3t-Do-Not-Leak-4711"
 
@@ -131,6 +133,52 @@ def test_database_password_is_inserted_into_the_url() -> None:
 
     assert make_url(url).password == "p@ss/word"
     assert ArtifactRegistry(database="sqlite:///x.db").resolved_database_url() == "sqlite:///x.db"
+
+
+def test_registry_settings_are_the_cores(tmp_path: Path) -> None:
+    block = ArtifactRegistry(
+        store=str(tmp_path / "store"),
+        database="postgresql+psycopg://artiflow@db.example:5432/artiflow",
+        database_password=SecretStr("pw"),
+        storage_options={"auto_mkdir": True},
+    )
+    settings = block.registry_settings()
+    assert settings["store"] == str(tmp_path / "store")
+    assert settings["database"] == block.resolved_database_url()
+    assert settings["storage_options"] == {"auto_mkdir": True}
+    # empty fields stay empty: artiflow fills them from the environment
+    assert ArtifactRegistry().registry_settings() == {
+        "store": None,
+        "database": None,
+        "storage_options": None,
+    }
+
+
+def test_shared_registry_is_the_process_wide_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    block = ArtifactRegistry(
+        store=str(tmp_path / "store"), database=f"sqlite:///{tmp_path / 'shared.db'}"
+    )
+    shared = shared_registry(block)
+    assert shared is shared_registry(block)
+    assert shared is artiflow.Registry.shared(**block.registry_settings())
+    assert shared_registry(shared) is shared  # a registry is taken as is
+    default = shared_registry()
+    assert default is artiflow.Registry.shared()
+    monkeypatch.setenv("ARTIFLOW_HOME", str(tmp_path / "elsewhere"))
+    assert shared_registry() is not default  # the environment is part of the key
+    close_shared_registries()
+    assert shared_registry(block) is not shared
+
+
+def test_loading_a_block_that_is_not_a_registry_fails() -> None:
+    from prefect.blocks.system import Secret
+
+    Secret(value="not a registry").save("not-a-registry", overwrite=True)
+    with pytest.raises(InvalidArgument, match="not an ArtifactRegistry") as caught:
+        load_registry_block("secret/not-a-registry")
+    assert isinstance(caught.value, TypeError)  # what callers caught before
 
 
 def test_storage_options_merge_secrets_last() -> None:

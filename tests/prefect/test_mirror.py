@@ -13,6 +13,8 @@ from prefect import flow, task
 from prefect.context import AssetContext
 
 import artiflow
+from artiflow.errors import ArtifactStateError, InvalidName
+from artiflow.orchestration import VersionSummary as CoreVersionSummary
 from artiflow.prefect import Output, artifact_key, artifact_task, asset_key, report_assets
 from artiflow.prefect.mirror import (
     ASSET_CONTEXT_ATTRIBUTES,
@@ -69,6 +71,17 @@ def _reader(source: str, name: str) -> Any:
 def test_artifact_keys_match_prefects_rule(name: str, key: str) -> None:
     assert artifact_key(name) == key
     assert asset_key(f"{name}:v3") == f"artiflow://{name}"
+
+
+def test_asset_keys_are_the_cores_artifact_uris() -> None:
+    with pytest.raises(InvalidName):
+        asset_key("not a name:v1")
+
+
+def test_version_summary_is_the_cores() -> None:
+    assert VersionSummary is CoreVersionSummary
+    with pytest.raises(ArtifactStateError, match="no version yet"):
+        VersionSummary.of(artiflow.Artifact("draft", "dataset"))
 
 
 def test_markdown_lists_version_digest_aliases_size_and_run() -> None:

@@ -13,12 +13,14 @@ from prefect import flow, task
 from prefect.states import State
 
 import artiflow
-from artiflow.errors import ArtifactNotFound, TypeMismatch
+from artiflow.errors import ArtifactNotFound, DistributedError, InvalidSpec, TypeMismatch
+from artiflow.orchestration import default_distributed_id
 from artiflow.prefect import (
     ArtifactRegistry,
     Input,
     Output,
     artifact_task,
+    distributed_id_for,
     log_artifact,
     prefect_identity,
     use_artifact,
@@ -281,6 +283,14 @@ def test_undeclared_parameters_are_rejected() -> None:
         artifact_task(inputs={"x": "a:latest"}, outputs={"x": "dataset"})(no_params)
 
 
+def test_a_parameter_the_wrapper_cannot_fill_is_an_invalid_spec() -> None:
+    def positional_only(out: Any, /) -> None:
+        return None
+
+    with pytest.raises(InvalidSpec, match="must accept a keyword argument"):
+        artifact_task(outputs={"out": "dataset"})(positional_only)
+
+
 # ------------------------------------------------------------------- inputs and outputs
 @artifact_task(inputs={"data": "raw-data:latest", "copy": Input("raw-data:v0", download=True)})
 def reads_paths(data: Path, copy: Any) -> str:
@@ -406,6 +416,72 @@ def test_async_tasks_in_an_async_flow(registry: artiflow.Registry) -> None:
     assert producer is not None
     assert (producer.orchestrator, producer.step, producer.attempt) == ("prefect", "async_step", 1)
     assert (registry.artifact("async-out:v0").download() / "copy.txt").read_text() == "raw-data:v0"
+
+
+def test_async_tasks_load_a_saved_block_by_name(tmp_path: Path) -> None:
+    block = ArtifactRegistry(
+        store=str(tmp_path / "async-store"), database=f"sqlite:///{tmp_path / 'async.db'}"
+    )
+    block.save("async-team-registry", overwrite=True)
+
+    @artifact_task(
+        outputs={"out": Output("dataset", name="async-by-name")}, registry="async-team-registry"
+    )
+    async def with_async_name(out: artiflow.Artifact) -> None:
+        await asyncio.sleep(0)
+        with out.new_file("z.txt") as f:
+            f.write("async block")
+
+    @flow
+    async def async_block_flow() -> str:
+        return await with_async_name()
+
+    assert asyncio.run(async_block_flow()) == "async-by-name:v0"
+    team = block.registry()
+    try:
+        producer = team.artifact("async-by-name:v0").logged_by()
+        assert producer is not None and producer.step == "with_async_name"
+    finally:
+        team.close()
+
+
+def test_distributed_ids_are_the_cores_default_within_a_flow_run() -> None:
+    assert distributed_id_for("features", "run-1") == default_distributed_id("features", "run-1")
+    with pytest.raises(DistributedError, match="needs a flow run"):
+        distributed_id_for("features")
+
+    @flow
+    def inside() -> str:
+        return distributed_id_for("features")
+
+    state = inside(return_state=True)
+    flow_run_id = str(state.state_details.flow_run_id)
+    assert state.result() == default_distributed_id("features", flow_run_id)
+
+
+@artifact_task(outputs={"part": {"type": "dataset", "name": "parts", "distributed": True}})
+def upsert_part(index: int, part: artiflow.Artifact) -> None:
+    with part.new_file(f"part-{index}.txt") as f:
+        f.write(str(index))
+
+
+@artifact_task(outputs={"parts": {"type": "dataset", "distributed": "finish"}})
+def finish_parts(parts: artiflow.Artifact) -> None:
+    return None
+
+
+@flow
+def parts_flow() -> tuple[list[str], str]:
+    ids = upsert_part.map([0, 1])
+    return [f.result() for f in ids], finish_parts(wait_for=ids)
+
+
+def test_distributed_writers_share_the_flow_runs_id(registry: artiflow.Registry) -> None:
+    (ids, finished), flow_run_id, _ = _run(parts_flow)
+
+    assert ids == [distributed_id_for("parts", flow_run_id)] * 2
+    assert finished == "parts:v0"
+    assert sorted(registry.artifact("parts:v0").manifest.entries) == ["part-0.txt", "part-1.txt"]
 
 
 # ------------------------------------------------------------------------- blocks and tasks
