@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from .commits import VersionSpec
 from .distributed import Part
-from .engine import create_engine, upgrade_database, utcnow
+from .engine import create_engine, upgrade_database, utcnow, with_credentials
 from .metastore import MetaStore
 
-__all__ = ["MetaStore", "Part", "VersionSpec", "create_engine", "upgrade_database", "utcnow"]
+__all__ = [
+    "MetaStore",
+    "Part",
+    "VersionSpec",
+    "create_engine",
+    "upgrade_database",
+    "utcnow",
+    "with_credentials",
+]

@@ -30,6 +30,7 @@ __all__ = [
     "insert_ignore",
     "upgrade_database",
     "utcnow",
+    "with_credentials",
 ]
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,19 @@ def create_engine(url: str) -> Engine:
             f"no driver for database URL {parsed.render_as_string(hide_password=True)}: {err}; "
             "for PostgreSQL run pip install 'artiflow[postgres]'"
         ) from err
+
+
+def with_credentials(url: str, login: str | None = None, password: str | None = None) -> str:
+    """``url`` with ``login`` and ``password`` filled in where the URL has none."""
+    try:
+        parsed = sa.make_url(url)
+    except exc.ArgumentError as err:
+        raise DatabaseError(f"invalid database URL: {err}") from err
+    if login and not parsed.username:
+        parsed = parsed.set(username=login)
+    if password and not parsed.password:
+        parsed = parsed.set(password=password)
+    return parsed.render_as_string(hide_password=False)
 
 
 def upgrade_database(url: str) -> tuple[str, str | None, str | None]:

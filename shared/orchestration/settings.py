@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, TypedDict
 
 from ..config import redact_database_url, redact_url
+from ..db import with_credentials
 from ..errors import InvalidArgument
 from ..registry import Registry
 
@@ -38,18 +39,6 @@ class RegistrySettings(TypedDict):
     store: str | None
     database: str | None
     storage_options: dict[str, Any] | None
-
-
-def with_credentials(url: str, login: str | None = None, password: str | None = None) -> str:
-    """``url`` with ``login`` and ``password`` filled in where the URL has none."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if login and not parsed.username:
-        parsed = parsed.set(username=login)
-    if password and not parsed.password:
-        parsed = parsed.set(password=password)
-    return parsed.render_as_string(hide_password=False)
 
 
 def storage_options_from(value: object, where: str) -> dict[str, Any] | None:

@@ -92,6 +92,8 @@ def test_make_settings_merges_credentials_and_parses_options() -> None:
         make_settings(storage_options="{not json")
     # a URL that already names its user keeps it
     assert with_credentials("postgresql://u@h/d", "other", "pw") == "postgresql://u:pw@h/d"
+    with pytest.raises(errors.DatabaseError, match="invalid database URL"):
+        make_settings(database="not a url", login="u", password="pw")
 
 
 def test_shared_registry_is_one_per_settings_and_environment(
