@@ -64,3 +64,19 @@ def test_readme_snippets_are_the_tested_files() -> None:
     commands = [line.split("#")[0].strip() for line in setup.group(1).splitlines()]
     assert commands == ["make demo", "make test"]
     assert "make test" in (root / ".ci" / "run").read_text()
+
+
+def test_every_package_folder_is_listed_for_the_wheel() -> None:
+    """pyproject lists packages by hand (the package-dir mapping): a new sub-package must be
+    added there, or wheels ship without it."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = set()
+    for prefix, folder in config["package-dir"].items():
+        for init in (root / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(root / folder).parts
+            found.add(".".join((prefix, *rel)))
+    assert found == set(config["packages"])
