@@ -56,10 +56,15 @@ class Artifact:
         description: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
-        self._name = check_name(name)
-        self._type = check_type(type)
+        self._setup(check_name(name), check_type(type), description, check_metadata(metadata))
+
+    def _setup(
+        self, name: str, type_: str, description: str | None, metadata: dict[str, Any]
+    ) -> None:
+        self._name = name
+        self._type = type_
         self._description = description
-        self._metadata = check_metadata(metadata)
+        self._metadata = metadata
         self._manifest: Manifest | None = Manifest()
         self._sources: dict[str, HashedFile] = {}
         self._state = _DRAFT
@@ -109,22 +114,17 @@ class Artifact:
     @property
     def digest(self) -> str:
         """MD5 over the sorted ``path:digest`` lines of the manifest."""
-        if self._record is not None:
-            return self._record.digest
-        return self.manifest.digest
+        return self.manifest.digest if self._record is None else self._record.digest
 
     @property
     def size(self) -> int:
         """Bytes of every entry whose size is known."""
-        if self._record is not None:
-            return self._record.size
-        return self.manifest.size
+        return self.manifest.size if self._record is None else self._record.size
 
     @property
     def file_count(self) -> int:
-        if self._record is not None:
-            return self._record.file_count
-        return len(self.manifest)
+        """The number of entries."""
+        return len(self.manifest) if self._record is None else self._record.file_count
 
     @property
     def state(self) -> str:
@@ -139,7 +139,7 @@ class Artifact:
     @property
     def version(self) -> str | None:
         """``"v3"`` once committed, else ``None``."""
-        return None if self._record is None else f"v{self._record.index}"
+        return None if self._record is None else self._record.version
 
     @property
     def reused(self) -> bool:
@@ -150,7 +150,7 @@ class Artifact:
     @property
     def qualified_name(self) -> str | None:
         """``"name:v3"`` once committed, else ``None``."""
-        return None if self._record is None else f"{self._name}:v{self._record.index}"
+        return None if self._record is None else self._record.qualified_name
 
     @property
     def aliases(self) -> list[str]:
@@ -386,11 +386,9 @@ class Artifact:
     @classmethod
     def from_record(cls, backend: ArtifactBackend, record: VersionRecord) -> Artifact:
         """Registry side: the committed version ``record`` (its manifest loads on first use)."""
-        art = cls(record.name, record.type, record.description, record.metadata)
-        art._manifest = None
-        art._state = _COMMITTED
-        art._backend = backend
-        art._record = record
+        art = cls.__new__(cls)  # a committed record was validated when it was logged
+        art._setup(record.name, record.type, record.description, dict(record.metadata))
+        art._manifest, art._state, art._backend, art._record = None, _COMMITTED, backend, record
         return art
 
     @property

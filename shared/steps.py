@@ -8,37 +8,7 @@ Prefect's ``artifact_task`` take these)::
 
 from __future__ import annotations
 
-from .errors import EmptyOutput, InvalidSpec
-from .orchestration.specs import (
-    Input,
-    InputSpec,
-    Output,
-    OutputSpec,
-    absorb_return,
-    add_source,
-    check_distinct,
-    check_keys,
-    draft_outputs,
-    parse_input,
-    parse_output,
-    require_filled,
-    wants_path,
-)
+from .orchestration import specs
+from .orchestration.specs import *  # noqa: F403  (this module is that one's public name)
 
-__all__ = [
-    "EmptyOutput",
-    "Input",
-    "InputSpec",
-    "InvalidSpec",
-    "Output",
-    "OutputSpec",
-    "absorb_return",
-    "add_source",
-    "check_distinct",
-    "check_keys",
-    "draft_outputs",
-    "parse_input",
-    "parse_output",
-    "require_filled",
-    "wants_path",
-]
+__all__ = specs.__all__

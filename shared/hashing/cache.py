@@ -19,11 +19,10 @@ from collections.abc import Iterable, Sequence
 
 from ..config import hash_cache_path
 
-__all__ = ["ENV_VAR", "HashCache", "default_cache_path", "default_hash_cache"]
+__all__ = ["HashCache", "default_hash_cache"]
 
 log = logging.getLogger(__name__)
 
-ENV_VAR = "ARTIFLOW_HASH_CACHE"
 _CHUNK = 400  # keys per lookup query: 2,000 bound variables, well under SQLite's limit
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS file_md5 (
@@ -42,11 +41,6 @@ _LOOKUP = (
 )
 
 
-def default_cache_path() -> str:
-    """``$ARTIFLOW_HASH_CACHE`` if set, else ``hashes.db`` in the user cache directory."""
-    return hash_cache_path()
-
-
 def _transient(err: sqlite3.Error) -> bool:
     """A lock held too long by another writer: skip this operation, keep the cache."""
     text = str(err).lower()
@@ -61,7 +55,7 @@ class HashCache:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout: float = 10.0):
-        self.path = os.fspath(path) if path is not None else default_cache_path()
+        self.path = os.fspath(path) if path is not None else hash_cache_path()
         self._timeout = timeout
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
@@ -224,9 +218,10 @@ _default_lock = threading.Lock()
 
 
 def default_hash_cache() -> HashCache:
-    """The process-wide cache at :func:`default_cache_path` (re-created when that changes)."""
+    """The process-wide cache at :func:`artiflow.config.hash_cache_path` (re-made when it
+    changes)."""
     global _default
-    path = default_cache_path()
+    path = hash_cache_path()
     with _default_lock:
         if _default is None or _default.path != path:
             if _default is not None:

@@ -67,14 +67,11 @@ _SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://")
 
 def install_hint(name: str) -> str:
     """How to install the backend of a protocol (``"s3"``) or module (``"s3fs"``)."""
-    for known in KNOWN_RESOLVERS.values():
-        if name.lower() in (known.get("requires"), *_protocols_of(known)) and "extra" in known:
+    wanted = name.lower()
+    for protocol, known in KNOWN_RESOLVERS.items():
+        if wanted in (protocol, known.get("requires")) and "extra" in known:
             return f"pip install 'artiflow[{known['extra']}]'"
     return f"install the fsspec implementation of {name!r}"
-
-
-def _protocols_of(known: Known) -> list[str]:
-    return [p for p, k in KNOWN_RESOLVERS.items() if k is known]
 
 
 def import_backend(module: str) -> ModuleType:

@@ -16,13 +16,12 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 
-from ..config import DEFAULT_CACHE_MAX_BYTES, cache_dir, cache_max_bytes
+from ..config import cache_dir, cache_max_bytes
 from ..errors import StoreError
 
-__all__ = ["DEFAULT_MAX_BYTES", "BlobCache", "CacheRow"]
+__all__ = ["BlobCache", "CacheRow"]
 
 log = logging.getLogger(__name__)
-DEFAULT_MAX_BYTES = DEFAULT_CACHE_MAX_BYTES
 #: ``(key, size, inode, mtime_ns, md5, last_used)``
 CacheRow = tuple[str, int, int, int, str, float]
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from artiflow import hashing
+from artiflow.config import hash_cache_path as default_cache_path
 from artiflow.errors import SourceNotFound
 from artiflow.hashing import (
     HashedFile,
@@ -24,7 +25,7 @@ from artiflow.hashing import (
     stat_key,
     walk_files,
 )
-from artiflow.hashing.cache import ENV_VAR, HashCache, default_cache_path, default_hash_cache
+from artiflow.hashing.cache import HashCache, default_hash_cache
 
 
 def md5(data: bytes) -> str:
@@ -225,11 +226,11 @@ def test_unwritable_cache_location_degrades(tmp_path: Path) -> None:
 def test_default_cache_follows_the_env_var(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = default_hash_cache()
     assert first is default_hash_cache()
-    assert first.path == os.environ[ENV_VAR]
-    monkeypatch.setenv(ENV_VAR, str(tmp_path / "other.db"))
+    assert first.path == os.environ["ARTIFLOW_HASH_CACHE"]
+    monkeypatch.setenv("ARTIFLOW_HASH_CACHE", str(tmp_path / "other.db"))
     second = default_hash_cache()
     assert second is not first and second.path == str(tmp_path / "other.db")
-    monkeypatch.delenv(ENV_VAR)
+    monkeypatch.delenv("ARTIFLOW_HASH_CACHE")
     assert default_cache_path().endswith(os.path.join("artiflow", "hashes.db"))
 
 
