@@ -12,8 +12,9 @@ from typing import Any
 
 from ..artifact import Artifact
 from ..errors import ArtifactStateError
+from ..formatting import format_size
 
-__all__ = ["VersionSummary", "event_extra"]
+__all__ = ["VersionSummary", "event_extra", "input_line", "nothing_committed_line", "output_line"]
 
 
 def _committed(artifact: Artifact) -> str:
@@ -25,6 +26,33 @@ def _committed(artifact: Artifact) -> str:
 def event_extra(artifact: Artifact) -> dict[str, Any]:
     """The extra of an asset event for a committed version: version, digest and type."""
     return {"version": _committed(artifact), "digest": artifact.digest, "type": artifact.type}
+
+
+def _files(count: int) -> str:
+    return f"{count} file" if count == 1 else f"{count} files"
+
+
+def output_line(artifact: Artifact) -> str:
+    """The task-log line for one committed output:
+    ``Logged model:v3 (12 files, 48.0 MiB, new version)`` or ``... reused v2)``."""
+    version = _committed(artifact)
+    what = f"reused {version}" if artifact.reused else "new version"
+    size = format_size(artifact.size)
+    return f"Logged {artifact.name}:{version} ({_files(artifact.file_count)}, {size}, {what})"
+
+
+def input_line(artifact: Artifact) -> str:
+    """The task-log line for one input: ``Used features:v2 (3 files, 1.2 KiB, digest ab12cd34)``."""
+    size = format_size(artifact.size)
+    return (
+        f"Used {artifact.qualified_name} ({_files(artifact.file_count)}, {size}, "
+        f"digest {artifact.digest[:12]})"
+    )
+
+
+def nothing_committed_line(error: BaseException) -> str:
+    """The task-log line of a failed try: what failed, and that no version was committed."""
+    return f"Nothing committed: the step failed ({type(error).__name__}: {error})"
 
 
 @dataclass(frozen=True)
