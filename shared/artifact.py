@@ -20,19 +20,19 @@ from pathlib import Path
 from typing import IO, Any
 
 from .backend import ArtifactBackend, LogFuture, Progress
-from .config import artifact_dir
+from .config import artifact_dir, options_for
 from .errors import (
     ArtifactStateError,
     EntryConflict,
     EntryNotFound,
-    SourceNotFound,
 )
-from .hashing import HashedFile, gc_paused, hash_files, hash_tree
+from .hashing import HashedFile
 from .manifest import Manifest, ManifestEntry
-from .naming import check_metadata, check_name, check_type, entry_path
-from .records import RunInfo, VersionRecord
+from .naming import check_description, check_metadata, check_name, check_type, entry_path
+from .records import RunInfo, VersionRecord, frozen_metadata
 from .resolvers import resolve_reference
 from .scratch import Scratch
+from .sources import dir_entries, file_entry
 from .tables import PartitionedTable, Table, load_table, table_file
 
 __all__ = ["Artifact"]
@@ -56,6 +56,7 @@ class Artifact:
         description: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
+        description = check_description(description)
         self._setup(check_name(name), check_type(type), description, check_metadata(metadata))
 
     def _setup(
@@ -74,6 +75,7 @@ class Artifact:
         self._reused = False
         self._backend: ArtifactBackend | None = None
         self._record: VersionRecord | None = None
+        self.reference_options: Mapping[str, Mapping[str, Any]] | None = None  # add_reference
 
     # ------------------------------------------------------------------------------ identity
     @property
@@ -91,12 +93,12 @@ class Artifact:
     @description.setter
     def description(self, value: str | None) -> None:
         self._ensure_draft()
-        self._description = value
+        self._description = check_description(value)
 
     @property
     def metadata(self) -> dict[str, Any]:
-        """A copy of the metadata; assign a new mapping to change it before logging."""
-        return dict(self._metadata)
+        """A draft's own dict: change it in place or assign (checked when logged); then frozen."""
+        return self._metadata if self._state == _DRAFT else frozen_metadata(self._metadata)
 
     @metadata.setter
     def metadata(self, value: Mapping[str, Any] | None) -> None:
@@ -200,13 +202,8 @@ class Artifact:
     ) -> ManifestEntry:
         """Add one local file as entry ``name`` (default: the file's base name)."""
         self._ensure_draft()
-        path = os.fspath(local_path)
-        if not os.path.isfile(path):
-            raise SourceNotFound(f"no such file: {path!r}")
-        target = entry_path(name if name is not None else os.path.basename(path))
-        (hashed,) = hash_files([path])
-        entry = ManifestEntry(target, hashed.digest, hashed.size)
-        return self._put([entry], {target: hashed}, overwrite)[0]
+        entry, hashed = file_entry(local_path, name)
+        return self._put([entry], {entry.path: hashed}, overwrite)[0]
 
     def add_dir(
         self,
@@ -217,18 +214,8 @@ class Artifact:
     ) -> list[ManifestEntry]:
         """Add every file under a local directory, below ``name/`` if given."""
         self._ensure_draft()
-        root = os.fspath(local_path)
-        if not os.path.isdir(root):
-            raise SourceNotFound(f"no such directory: {root!r}")
-        prefix = entry_path(name) + "/" if name else ""
-        with gc_paused():  # tens of thousands of small objects: skip needless GC passes
-            pairs = hash_tree(root)
-            targets = [entry_path(prefix + rel) for rel, _ in pairs]
-            entries = [
-                ManifestEntry(t, h.digest, h.size) for t, (_, h) in zip(targets, pairs, strict=True)
-            ]
-            sources = {t: h for t, (_, h) in zip(targets, pairs, strict=True)}
-            return self._put(entries, sources, overwrite)
+        entries, sources = dir_entries(local_path, name)
+        return self._put(entries, sources, overwrite)
 
     def add_reference(
         self,
@@ -239,9 +226,14 @@ class Artifact:
         max_objects: int | None = 10_000,
         overwrite: bool = False,
     ) -> list[ManifestEntry]:
-        """Track an external object (or every object under a prefix) without copying it."""
+        """Track an external object (or every object under a prefix) without copying it, read
+        with :attr:`reference_options` (fsspec options by protocol, handed by the registry that
+        drafted it; ``None``: the environment's registry's), as its downloads will be."""
         self._ensure_draft()
-        entries = resolve_reference(uri, name, checksum=checksum, max_objects=max_objects)
+        options = options_for(uri, self.reference_options)
+        entries = resolve_reference(
+            uri, name, checksum=checksum, max_objects=max_objects, storage_options=options
+        )
         return self._put(entries, {}, overwrite)
 
     @contextmanager
@@ -320,15 +312,18 @@ class Artifact:
         root: str | os.PathLike[str] | None = None,
         *,
         progress: Progress | None = None,
+        hard_link: bool = False,
     ) -> Path:
         """Materialise every entry under ``root`` (verified, through the local cache).
 
         ``root`` defaults to ``$ARTIFLOW_ARTIFACT_DIR/<name>/<version>`` (see
-        :func:`artiflow.config.artifact_dir`). ``progress(files_done, files_total)`` is called as
-        files land (from worker threads).
+        :func:`artiflow.config.artifact_dir`). Each file is the caller's own (a reflink or a
+        copy); ``hard_link=True`` links the cache's files instead: faster, but an edit then
+        changes every consumer's copy. ``progress(files_done, files_total)`` is called as
+        files land (from worker threads). Safe from many threads and processes at once.
         """
         backend, record = self._logged("download()")
-        return backend.download(self.manifest, self._root(root, record), progress)
+        return backend.download(self.manifest, self._root(root, record), progress, hard_link)
 
     def verify(self, root: str | os.PathLike[str] | None = None) -> None:
         """Raise :class:`~artiflow.errors.CorruptedBlob` if a file under ``root`` differs."""
@@ -353,6 +348,7 @@ class Artifact:
         """Registry side: a log started; the artifact is ``pending`` until bound or aborted."""
         with self._lock:
             self._ensure_draft()
+            self._metadata = check_metadata(self._metadata)  # the draft's dict may have changed
             self._state = _PENDING
             self._backend = backend
             self._future = future

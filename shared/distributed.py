@@ -26,6 +26,7 @@ from .db import MetaStore, Part, VersionSpec
 from .db.distributed import describe
 from .errors import DistributedError, InvalidName
 from .manifest import Manifest, ManifestEntry
+from .naming import check_text
 from .storage import BlobStore
 
 __all__ = ["finish", "upsert"]
@@ -44,7 +45,7 @@ def _check_id(distributed_id: object) -> str:
             f"distributed_id must be a string of 1-{_MAX_ID_LENGTH} printable characters, "
             f"got {distributed_id!r}"
         )
-    return distributed_id
+    return check_text(distributed_id, "distributed_id")
 
 
 def upsert(

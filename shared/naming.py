@@ -1,24 +1,39 @@
 """Rules for names, types, aliases, metadata and entry paths (W&B's rules, enforced up front),
-the one grammar of references (``name``, ``name:alias``, ``name:v3``) and the one
-``artiflow://<name>`` URI that stands for an artifact in Airflow and Prefect assets."""
+the one grammar of references (``name``, ``name:alias``, ``name:v3``), the one
+``artiflow://<name>`` URI that stands for an artifact in Airflow and Prefect assets, and the
+checks that make any text or run identity storable alike on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+import uuid
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from .errors import InvalidMetadata, InvalidName, InvalidPath
+from .errors import (
+    ArtifactNotFound,
+    ArtiflowError,
+    InvalidArgument,
+    InvalidMetadata,
+    InvalidName,
+    InvalidPath,
+)
 
 __all__ = [
+    "MAX_INTEGER",
     "MAX_METADATA_KEYS",
     "MAX_NAME_LENGTH",
+    "MAX_VERSION_INDEX",
     "URI_SCHEME",
     "artifact_uri",
     "check_alias",
+    "check_description",
+    "check_json",
     "check_metadata",
     "check_name",
+    "check_run_identity",
+    "check_text",
     "check_type",
     "entry_path",
     "name_from_uri",
@@ -29,15 +44,21 @@ __all__ = [
 
 MAX_NAME_LENGTH = 128
 MAX_METADATA_KEYS = 100
+MAX_INTEGER = 2**31 - 1
+"""The largest integer column value both databases store (PostgreSQL ``integer``)."""
+MAX_VERSION_INDEX = MAX_INTEGER
+"""The largest version number: ``name:v2147483648`` names no version on any database."""
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
-_RESERVED_ALIAS_RE = re.compile(r"v\d+|latest")
-_VERSION_RE = re.compile(r"v(\d+)")
+_RESERVED_ALIAS_RE = re.compile(r"v[0-9]+|latest")
+_VERSION_RE = re.compile(r"v(0|[1-9][0-9]*)")  # v0, v1, v12; never v01
+_SURROGATE_RE = re.compile(r"[\ud800-\udfff]")  # what a name that is not UTF-8 decodes to
 URI_SCHEME = "artiflow"
 """The scheme of :func:`artifact_uri`: ``artiflow://<name>`` names an artifact (all versions)."""
 # Paths that certainly pass every check in entry_path (the common case, matched in one go):
 # relative, no drive letter, no empty, "." or ".." segment, no backslash or control character.
 _FAST_OK = re.compile(
-    r"(?!/)(?![A-Za-z]:)(?:(?!\.\.?(?:/|$))[^/\\\x00-\x1f\x7f]+/)*(?!\.\.?/?$)[^/\\\x00-\x1f\x7f]+/?"
+    r"(?!/)(?![A-Za-z]:)(?:(?!\.\.?(?:/|$))[^/\\\x00-\x1f\x7f\ud800-\udfff]+/)*"
+    r"(?!\.\.?/?$)[^/\\\x00-\x1f\x7f\ud800-\udfff]+/?"
 )
 
 
@@ -89,16 +110,98 @@ def check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     for key in metadata:
         if not isinstance(key, str):
             raise InvalidMetadata(f"metadata keys must be strings, got {key!r}")
-    try:
-        text = json.dumps(dict(metadata), allow_nan=False, sort_keys=True)
-    except ValueError as err:
-        raise InvalidMetadata(
-            f"metadata must not contain NaN or infinity (JSON has neither): {err}"
-        ) from err
-    except TypeError as err:
-        raise InvalidMetadata(f"metadata must be JSON-serialisable: {err}") from err
-    copy: dict[str, Any] = json.loads(text, parse_constant=_reject_constant)
+    copy: dict[str, Any] = check_json(dict(metadata), "metadata", InvalidMetadata)
     return copy
+
+
+def check_json(value: object, what: str, error: type[ArtiflowError] = InvalidArgument) -> Any:
+    """A deep copy of ``value`` through JSON (what both databases store alike), or ``error``
+    for anything JSON cannot hold: NaN, infinity, objects of other types."""
+    try:
+        text = json.dumps(value, allow_nan=False, sort_keys=True)
+    except ValueError as err:
+        raise error(f"{what} must not contain NaN or infinity (JSON has neither): {err}") from err
+    except TypeError as err:
+        raise error(f"{what} must be JSON-serialisable: {err}") from err
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def check_text(value: str, what: str, max_length: int | None = None) -> str:
+    """Return ``value`` if both databases store it unchanged: no NUL (PostgreSQL text cannot
+    hold it), no lone surrogate (a name decoded from bytes that are not UTF-8), and at most
+    ``max_length`` characters; else raise :class:`InvalidArgument` (the value is not echoed
+    when it is too long)."""
+    if max_length is not None and len(value) > max_length:
+        raise InvalidArgument(
+            f"{what} is {len(value)} characters long; at most {max_length} are stored"
+        )
+    if "\x00" in value:
+        raise InvalidArgument(f"{what} ({value!r}) contains NUL, which databases cannot store")
+    if not value.isascii() and _SURROGATE_RE.search(value):
+        raise InvalidArgument(f"{what} ({value!r}) is not valid UTF-8 text")
+    return value
+
+
+def check_description(description: object) -> str | None:
+    """Return a storable description (a string, or None), else raise :class:`InvalidArgument`."""
+    if description is None:
+        return None
+    if not isinstance(description, str):
+        raise InvalidArgument(
+            f"description must be a string or None, got {type(description).__name__}"
+        )
+    return check_text(description, "description")
+
+
+def _identity_int(key: str, value: object) -> int:
+    """``map_index`` or ``attempt``: an int (or its decimal text) that fits an integer column."""
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,10}", value.strip()):
+        number = int(value)
+    if number is None or not -MAX_INTEGER - 1 <= number <= MAX_INTEGER:
+        raise InvalidArgument(
+            f"run identity {key!r} must be an integer between {-MAX_INTEGER - 1} and "
+            f"{MAX_INTEGER}, got {value!r}"
+        )
+    return number
+
+
+def _identity_text(key: str, value: object, max_length: int | None) -> str:
+    if isinstance(value, int | uuid.UUID) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise InvalidArgument(
+            f"run identity {key!r} must be a string, got {type(value).__name__} {value!r}"
+        )
+    return check_text(value, f"run identity {key!r}", max_length)
+
+
+def check_run_identity(
+    identity: Mapping[str, Any],
+    text_columns: Mapping[str, int | None],
+    int_columns: Collection[str],
+) -> dict[str, Any]:
+    """A run's identity as both databases store it, checked before anything is written.
+
+    ``text_columns`` maps the keys stored in a text column to its length (strings; ints and
+    UUIDs become strings), ``int_columns`` names the integer ones; every other key is kept as
+    extra, which must be JSON-safe. ``None`` stays ``None``. Raises :class:`InvalidArgument`.
+    """
+    out: dict[str, Any] = {}
+    for key, value in identity.items():
+        if not isinstance(key, str):
+            raise InvalidArgument(f"run identity keys must be strings, got {key!r}")
+        if value is None:
+            out[key] = None
+        elif key in int_columns:
+            out[key] = _identity_int(key, value)
+        elif key in text_columns:
+            out[key] = _identity_text(key, value, text_columns[key])
+        else:
+            out[key] = check_json(value, f"run identity {key!r}")
+    return out
 
 
 def entry_path(path: object) -> str:
@@ -119,6 +222,11 @@ def entry_path(path: object) -> str:
         raise InvalidPath(f"entry path {path!r} contains a backslash; use '/' between segments")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
         raise InvalidPath(f"entry path {path!r} contains NUL or another control character")
+    if _SURROGATE_RE.search(path):
+        raise InvalidPath(
+            f"entry path {path!r} is not valid UTF-8 text (a file name in another encoding?); "
+            "rename the file, or give the entry a name"
+        )
     if path.startswith("/"):
         raise InvalidPath(f"entry path {path!r} is absolute; entry paths are relative")
     if re.match(r"[A-Za-z]:", path):
@@ -146,15 +254,28 @@ def parse_ref(ref: object) -> tuple[str, str]:
         return name, "latest"
     if not tag:
         raise InvalidName(f"artifact reference {ref!r} has an empty alias or version after ':'")
-    if not (_VERSION_RE.fullmatch(tag) or tag == "latest"):
+    if tag != "latest" and not _VERSION_RE.fullmatch(tag):
+        if _RESERVED_ALIAS_RE.fullmatch(tag):
+            raise InvalidName(
+                f"artifact reference {ref!r}: a version number has no leading zeros "
+                f"(write v{tag[1:].lstrip('0') or '0'})"
+            )
         check_alias(tag)
     return name, tag
 
 
 def version_index(tag: str) -> int | None:
-    """``3`` for the tag ``v3``; ``None`` for an alias."""
+    """``3`` for the tag ``v3``; ``None`` for an alias. A number past
+    :data:`MAX_VERSION_INDEX` names no version: :class:`ArtifactNotFound`."""
     match = _VERSION_RE.fullmatch(tag)
-    return int(match.group(1)) if match else None
+    if match is None:
+        return None
+    digits = match.group(1)
+    if len(digits) > len(str(MAX_VERSION_INDEX)) or int(digits) > MAX_VERSION_INDEX:
+        raise ArtifactNotFound(
+            f"there is no version {tag[:24]!r}: version numbers stop at v{MAX_VERSION_INDEX}"
+        )
+    return int(digits)
 
 
 def ref_name(ref: object) -> str | None:

@@ -1,12 +1,16 @@
-"""Plain records read from the metadata store: a committed version and a run."""
+"""Plain records read from the metadata store: a committed version and a run, and the
+read-only view of a committed version's metadata."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
-__all__ = ["RunInfo", "VersionRecord", "run_label"]
+from .errors import ArtifactStateError
+
+__all__ = ["FrozenDict", "FrozenList", "RunInfo", "VersionRecord", "frozen_metadata", "run_label"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,10 @@ class RunInfo:
     ``orchestrator`` is ``airflow``, ``prefect`` or ``python``; ``pipeline`` is the DAG or flow,
     ``pipeline_run`` its run id, ``step`` the task, ``step_run`` the orchestrator's id of this
     task run, ``map_index`` the mapped index (-1 or None when unmapped), ``attempt`` the try
-    number. ``status`` is ``running``, ``finished`` or ``failed``.
+    number. ``status`` is ``running``, ``finished``, ``failed``, or ``lost``: still
+    ``running`` in the database, but its process is gone (its lease, renewed every
+    ``$ARTIFLOW_HEARTBEAT_SECONDS`` by ``pid`` on ``host``, expired three intervals after
+    ``heartbeat_at``, or the pid is dead, seen from the same host).
     """
 
     id: str
@@ -61,6 +68,8 @@ class RunInfo:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    pid: int | None = None
+    heartbeat_at: datetime | None = None
 
     @property
     def label(self) -> str:
@@ -84,3 +93,46 @@ def run_label(
     if attempt is not None and attempt > 1:
         text += f"#{attempt}"
     return text
+
+
+def _read_only(*_args: object, **_kwargs: object) -> NoReturn:
+    raise ArtifactStateError(
+        "the metadata of a logged (or logging) artifact cannot change; copy it "
+        "(dict(artifact.metadata)) into a new Artifact to log a new version"
+    )
+
+
+class FrozenDict(dict[str, Any]):
+    """A dict whose every change raises :class:`ArtifactStateError`; copying it (``dict()``,
+    ``copy.deepcopy``, pickling) gives a plain dict."""
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[type[dict[str, Any]], tuple[dict[str, Any]]]:
+        return dict, (dict(self),)
+
+
+class FrozenList(list[Any]):
+    """A list whose every change raises :class:`ArtifactStateError`; copies are plain lists."""
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _read_only
+    append = extend = insert = pop = remove = clear = sort = reverse = _read_only
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[type[list[Any]], tuple[list[Any]]]:
+        return list, (list(self),)
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return FrozenDict({str(k): _frozen(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return FrozenList(_frozen(v) for v in value)
+    return value
+
+
+def frozen_metadata(metadata: Mapping[str, Any]) -> FrozenDict:
+    """A read-only deep copy of ``metadata``: changing it (at any depth) raises
+    :class:`ArtifactStateError` instead of being silently lost."""
+    frozen: FrozenDict = _frozen(metadata)
+    return frozen

@@ -15,7 +15,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from ..config import hash_cache_path
 
@@ -45,6 +45,44 @@ def _transient(err: sqlite3.Error) -> bool:
     """A lock held too long by another writer: skip this operation, keep the cache."""
     text = str(err).lower()
     return isinstance(err, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[None]:
+    """One transaction that is rolled back on any exception (and never nested: one left open
+    by an interrupted operation is rolled back first)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+    conn.execute(begin)
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _is_text(path: str) -> bool:
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _text_rows(paths: Sequence[str]) -> Sequence[int]:
+    """Indices of the paths SQLite can store as text. A name that is not UTF-8 (decoded with
+    ``surrogateescape``) is never cached: it misses, and is hashed every time."""
+    try:
+        "\0".join(paths).encode()
+    except UnicodeEncodeError:
+        return [i for i, path in enumerate(paths) if _is_text(path)]
+    return range(len(paths))
+
+
+#: what binding an odd key can raise (a path that is not UTF-8, an inode past 2**63)
+_UNBINDABLE = (ValueError, OverflowError, TypeError)
 
 
 class HashCache:
@@ -130,33 +168,36 @@ class HashCache:
         hits come back.
         """
         out: list[str | None] = [None] * len(paths)
-        if not paths:
+        rows = _text_rows(paths)
+        if not rows:
             return out
         with self._lock:
             conn = self._connection()
             if conn is None:
                 return out
             try:
-                conn.execute("BEGIN")  # one read snapshot for every chunk
-                for start in range(0, len(paths), _CHUNK):
-                    stop = min(start + _CHUNK, len(paths))
-                    params: list[object] = []
-                    append = params.append
-                    for n in range(start, stop):
-                        key = stat_keys[n]
-                        append(n)
-                        append(paths[n])
-                        append(key[0])
-                        append(key[1])
-                        append(key[2])
-                    query = _LOOKUP.format(values=",".join(["(?,?,?,?,?)"] * (stop - start)))
-                    for n, md5 in conn.execute(query, params):
-                        out[n] = md5
-                conn.execute("COMMIT")
+                with _transaction(conn):  # one read snapshot for every chunk
+                    for start in range(0, len(rows), _CHUNK):
+                        chunk = rows[start : start + _CHUNK]
+                        params: list[object] = []
+                        append = params.append
+                        for n in chunk:
+                            key = stat_keys[n]
+                            append(n)
+                            append(paths[n])
+                            append(key[0])
+                            append(key[1])
+                            append(key[2])
+                        query = _LOOKUP.format(values=",".join(["(?,?,?,?,?)"] * len(chunk)))
+                        for n, md5 in conn.execute(query, params):
+                            out[n] = md5
             except sqlite3.Error as err:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
                 self._failed(err, "lookup")
+                return [None] * len(paths)
+            except _UNBINDABLE as err:
+                log.warning(
+                    "hash cache %s: lookup skipped (%s: %s)", self.path, type(err).__name__, err
+                )
                 return [None] * len(paths)
         return out
 
@@ -167,6 +208,9 @@ class HashCache:
     def put_many(self, rows: Iterable[tuple[str, int, int, int, str]]) -> None:
         """Record ``(path, inode, size, mtime_ns, md5)`` rows in one transaction."""
         rows = list(rows)
+        keep = _text_rows([row[0] for row in rows])
+        if len(keep) != len(rows):
+            rows = [rows[i] for i in keep]
         if not rows:
             return
         with self._lock:
@@ -174,13 +218,14 @@ class HashCache:
             if conn is None:
                 return
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executemany("INSERT OR REPLACE INTO file_md5 VALUES (?, ?, ?, ?, ?)", rows)
-                conn.execute("COMMIT")
+                with _transaction(conn, "BEGIN IMMEDIATE"):
+                    conn.executemany("INSERT OR REPLACE INTO file_md5 VALUES (?, ?, ?, ?, ?)", rows)
             except sqlite3.Error as err:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
                 self._failed(err, "update")
+            except _UNBINDABLE as err:
+                log.warning(
+                    "hash cache %s: update skipped (%s: %s)", self.path, type(err).__name__, err
+                )
 
     def clear(self) -> None:
         """Forget every cached hash."""

@@ -27,7 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from ..errors import SourceChanged, SourceNotFound
+from ..errors import InvalidPath, SourceChanged, SourceNotFound
 from .cache import HashCache, default_hash_cache
 from .walk import StatKey, gc_paused, stat_tuple, walk_stat
 
@@ -282,11 +282,28 @@ def hash_tree(
     started_ns = time.time_ns()
     with gc_paused():
         rows = walk_stat(root)
+        _check_text_names(rows)
         paths = [row[0] for row in rows]
         keys = [row[2] for row in rows]
         _check_regular(paths, keys)
         hashed = _hash_files(paths, keys, hash_cache, started_ns)
         return [(row[1], h) for row, h in zip(rows, hashed, strict=True)]
+
+
+def _check_text_names(rows: Sequence[tuple[str, str, StatKey]]) -> None:
+    """Refuse a tree holding a file name that is not UTF-8 before hashing anything: its
+    relative path is to become an entry path, which is text."""
+    try:
+        "\0".join([row[1] for row in rows]).encode()
+    except UnicodeEncodeError:
+        for path, rel, _key in rows:
+            try:
+                rel.encode()
+            except UnicodeEncodeError:
+                raise InvalidPath(
+                    f"cannot add {os.fsencode(path)!r}: its name is not valid UTF-8 and entry "
+                    "paths are text; rename it, or add it alone with add_file(path, name=...)"
+                ) from None
 
 
 def _hash_files(

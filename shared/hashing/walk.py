@@ -73,8 +73,8 @@ def _directory(root: str | os.PathLike[str]) -> str:
 def _warn_skipped(top: str, skipped: list[str]) -> None:
     if skipped:
         log.warning(
-            "skipped %d entries under %s that are not regular files or are symlinked "
-            "directories, e.g. %s",
+            "skipped %d entries under %s that are not regular files, are symlinked "
+            "directories, or are broken or looping symlinks, e.g. %s",
             len(skipped),
             top,
             skipped[0],
@@ -85,7 +85,8 @@ def walk_files(root: str | os.PathLike[str]) -> list[tuple[str, str]]:
     """Every regular file under ``root`` as ``(absolute path, relative POSIX path)``.
 
     Sorted by relative path. Symlinks to files are followed; symlinked directories are not
-    (they could loop) and, like broken links and special files, are skipped with a warning.
+    (they could loop) and, like broken or looping links and special files, are skipped with a
+    warning.
     """
     return cast("list[tuple[str, str]]", _walk(root, with_stat=False))
 
@@ -100,38 +101,16 @@ _O_DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOE
 
 
 def _walk(root: str | os.PathLike[str], *, with_stat: bool) -> list[tuple[Any, ...]]:
-    """The one scanner behind :func:`walk_files` and :func:`walk_stat`.
-
-    Where the platform allows, each directory is listed through an open descriptor, so the
-    ``stat`` behind ``DirEntry.is_file`` (for symlinks) and ``DirEntry.stat`` is an ``fstatat``
-    of one path component instead of a lookup of the whole absolute path.
-    """
+    """The one scanner behind :func:`walk_files` and :func:`walk_stat`."""
     top = _directory(root)
     out: list[tuple[Any, ...]] = []
-    append = out.append
     skipped: list[str] = []
     stack: list[tuple[str, str]] = [(top, "")]
     with gc_paused():
         while stack:
             directory, rel = stack.pop()
-            base = directory if directory.endswith(os.sep) else directory + os.sep
             try:
-                fd = os.open(directory, _O_DIRECTORY) if _FD_SCANDIR else None
-                try:
-                    with os.scandir(directory if fd is None else fd) as it:
-                        for entry in it:
-                            name = entry.name
-                            if entry.is_dir(follow_symlinks=False):
-                                stack.append((base + name, rel + name + "/"))
-                            elif not entry.is_file():
-                                skipped.append(base + name)
-                            elif with_stat:
-                                append((base + name, rel + name, stat_tuple(entry.stat())))
-                            else:
-                                append((base + name, rel + name))
-                finally:
-                    if fd is not None:
-                        os.close(fd)
+                _scan(directory, rel, stack, out, skipped, with_stat)
             except OSError as err:
                 raise SourceNotFound(
                     f"cannot list directory {directory!r}: {err.strerror or err}"
@@ -139,3 +118,43 @@ def _walk(root: str | os.PathLike[str], *, with_stat: bool) -> list[tuple[Any, .
         out.sort(key=operator.itemgetter(1))
     _warn_skipped(top, skipped)
     return out
+
+
+def _scan(
+    directory: str,
+    rel: str,
+    stack: list[tuple[str, str]],
+    out: list[tuple[Any, ...]],
+    skipped: list[str],
+    with_stat: bool,
+) -> None:
+    """List one directory: sub-directories onto ``stack``, files into ``out``.
+
+    Where the platform allows, the directory is listed through an open descriptor, so the
+    ``stat`` behind ``DirEntry.is_file`` (for symlinks) and ``DirEntry.stat`` is an ``fstatat``
+    of one path component instead of a lookup of the whole absolute path. A symlink that cannot
+    be followed (a loop: ``ELOOP``) is skipped like a dangling one.
+    """
+    base = directory if directory.endswith(os.sep) else directory + os.sep
+    append = out.append
+    fd = os.open(directory, _O_DIRECTORY) if _FD_SCANDIR else None
+    try:
+        with os.scandir(directory if fd is None else fd) as it:
+            for entry in it:
+                name = entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((base + name, rel + name + "/"))
+                    continue
+                try:
+                    regular = entry.is_file()
+                except OSError:  # a symlink loop, or a link whose target cannot be reached
+                    regular = False
+                if not regular:
+                    skipped.append(base + name)
+                elif with_stat:
+                    append((base + name, rel + name, stat_tuple(entry.stat())))
+                else:
+                    append((base + name, rel + name))
+    finally:
+        if fd is not None:
+            os.close(fd)

@@ -19,7 +19,7 @@ from ..errors import TooManyObjects, UnsupportedScheme
 from ..manifest import ManifestEntry
 from ..naming import entry_path
 from ..remote_errors import backend_errors
-from .base import Resolver, StorageOptions, entry_name, text_digest
+from .base import Resolver, StorageOptions, check_uri, entry_name, text_digest
 from .registry import (
     KNOWN_RESOLVERS,
     RESOLVERS,
@@ -33,6 +33,7 @@ __all__ = [
     "RESOLVERS",
     "Resolver",
     "StorageOptions",
+    "check_uri",
     "fetch_reference",
     "install_hint",
     "register_resolver",
@@ -60,8 +61,11 @@ def resolve_reference(
     Raises :class:`~artiflow.errors.UnsupportedScheme`, :class:`~artiflow.errors.SourceNotFound`,
     :class:`~artiflow.errors.UnsafeReference`, :class:`~artiflow.errors.MissingDependency`,
     :class:`~artiflow.errors.InvalidPath` or :class:`~artiflow.errors.StoreError`; nothing is
-    returned in part.
+    returned in part. A URI carrying user info or a signature in any link is refused before
+    anything else, and no message repeats it.
     """
+    if isinstance(uri, str):
+        check_uri(uri)
     if name is not None:
         entry_path(name)
     if max_objects is not None and (

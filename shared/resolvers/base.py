@@ -14,12 +14,14 @@ import hashlib
 import logging
 import os
 import posixpath
+import re
 import shutil
+import urllib.parse
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from ..errors import CorruptedBlob, TooManyObjects
+from ..errors import CorruptedBlob, TooManyObjects, UnsafeReference
 from ..manifest import ManifestEntry
 from ..naming import entry_path
 
@@ -28,12 +30,14 @@ __all__ = [
     "ObjectCounter",
     "Resolver",
     "StorageOptions",
+    "check_uri",
     "checksum_disabled",
     "corrupted",
     "download_tree",
     "entry_name",
     "last_segment",
     "read_chunks",
+    "redact_uri",
     "text_digest",
     "too_many",
     "write_verified",
@@ -55,7 +59,9 @@ class Resolver:
     """
 
     def check(self, uri: str) -> None:
-        """Refuse a URI that must never be recorded; no network, no listing."""
+        """Refuse a URI that must never be recorded (by default: one carrying user info or a
+        signature, :func:`check_uri`); no network, no listing."""
+        check_uri(uri)
 
     def reference(self, uri: str) -> str:
         """The canonical ``ref`` recorded for ``uri`` (e.g. a ``file://`` URI for a path)."""
@@ -88,6 +94,130 @@ class Resolver:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+# -- what a reference must never carry ----------------------------------------------------------
+#: query, fragment or path parameters that sign a URL or carry a secret, compared lower-case
+SECRET_PARAMS = frozenset(
+    {
+        "sig",
+        "signature",
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-amz-security-token",
+        "x-goog-signature",
+        "x-goog-credential",
+        "googleaccessid",
+        "awsaccesskeyid",
+        "key-pair-id",
+        "token",
+        "access_token",
+        "id_token",
+        "refresh_token",
+        "auth",
+        "authorization",
+        "api_key",
+        "apikey",
+        "api-key",
+        "key",
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "client_secret",
+        "sessionid",
+        "session_id",
+        "session-id",
+        "jwt",
+    }
+)
+_SECRET_SUFFIX = re.compile(
+    r"(signature|token|secret|passw(or)?d|credentials?|apikey|api[-_]key|session[-_]?id)$"
+)
+_PARAMS_START = re.compile(r"[?;#]")
+_PARAMS_SPLIT = re.compile(r"[?&;#]")
+_AUTHORITY_END = re.compile(r"[/?#]")
+
+
+def _decoded(text: str) -> str:
+    """``text`` percent-decoded until it stops changing (``%253D`` is ``=`` too)."""
+    for _ in range(4):
+        decoded = urllib.parse.unquote(text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+def _split_userinfo(rest: str) -> tuple[bool, str]:
+    """``(carries user info, the rest without it)`` for what follows ``scheme://``.
+
+    ``user:secret@host`` is user info; so is ``KEY:SEC/RET@bucket`` (a secret holding a
+    ``/``: an authority with a ``:`` that is no port, and an ``@`` after it)."""
+    authority = _AUTHORITY_END.split(rest, maxsplit=1)[0]
+    if "@" in authority:
+        return True, rest[authority.rindex("@") + 1 :]
+    _host, colon, port = authority.rpartition(":")
+    if colon and not port.isdigit() and not authority.startswith("[") and "@" in rest:
+        return True, rest[rest.index("@") + 1 :]
+    return False, rest
+
+
+def _secret_param(rest: str) -> str | None:
+    """The first parameter (after ``?``, ``;`` or ``#``, however percent-encoded) whose
+    name says it is a signature, a token or a password."""
+    text = _decoded(rest)
+    start = _PARAMS_START.search(text)
+    if start is None:
+        return None
+    for token in _PARAMS_SPLIT.split(text[start.start() :]):
+        key = token.split("=", 1)[0].strip()
+        lowered = key.lower()
+        if lowered in SECRET_PARAMS or _SECRET_SUFFIX.search(lowered):
+            return key
+    return None
+
+
+def _links(uri: str) -> list[tuple[str, str]]:
+    """``(scheme, rest)`` of every ``scheme://rest`` link of a (chained ``a::b``) URI."""
+    links = []
+    for link in uri.split("::"):
+        scheme, sep, rest = link.partition("://")
+        if sep:
+            links.append((scheme, rest))
+    return links
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` with no user info and no parameters in any link: safe to show in an error."""
+    out = []
+    for link in uri.split("::"):
+        scheme, sep, rest = link.partition("://")
+        if sep:
+            rest = _PARAMS_START.split(_decoded(_split_userinfo(rest)[1]), maxsplit=1)[0]
+        out.append(f"{scheme}{sep}{rest}")
+    return "::".join(out)
+
+
+def check_uri(uri: str) -> None:
+    """Refuse, before any I/O, a URI that would record a secret in a manifest: user info
+    (``user:password@``) or a signature or token parameter in any link of it (``a::b::c``).
+    The message never repeats the secret."""
+    for scheme, rest in _links(uri):
+        has_userinfo, after = _split_userinfo(rest)
+        if has_userinfo:
+            raise UnsafeReference(
+                f"{redact_uri(uri)}: its {scheme}:// part carries user info (user:password@), "
+                "which would be recorded in the manifest; reference the object without it and "
+                "pass credentials through storage options"
+            )
+        key = _secret_param(after)
+        if key is not None:
+            raise UnsafeReference(
+                f"{redact_uri(uri)}: the URI has a signed or secret parameter {key!r}; "
+                "signatures and tokens would be recorded in the manifest. Reference an "
+                "unsigned URL (or the object's s3:// or gs:// URI) instead"
+            )
 
 
 # -- naming ---------------------------------------------------------------------------------

@@ -4,12 +4,12 @@ Without an ETag the digest is derived from the URL, Content-Length and Last-Modi
 the server sends; ``extra["digest_from"]`` names them), so changed content gets a new digest.
 
 A URL that carries credentials (``user:password@``) or a signed or secret query parameter is
-refused before any request: nothing secret may ever land in a manifest.
+refused before any request (:func:`~artiflow.resolvers.base.check_uri`, which every reference
+passes): nothing secret may ever land in a manifest.
 """
 
 from __future__ import annotations
 
-import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,12 +17,12 @@ from email.message import Message
 from http.client import HTTPMessage
 from typing import Any
 
-from ..errors import UnsafeReference
 from ..manifest import ManifestEntry
 from .base import (
     DIGEST_FROM,
     Resolver,
     StorageOptions,
+    check_uri,
     checksum_disabled,
     corrupted,
     entry_name,
@@ -31,68 +31,10 @@ from .base import (
     write_verified,
 )
 
-__all__ = ["HttpResolver", "check_http_url", "normalise_etag"]
+__all__ = ["HttpResolver", "normalise_etag"]
 
 TIMEOUT = 60.0
 _HEADERS = {"User-Agent": "artiflow", "Accept-Encoding": "identity"}
-
-#: query (or fragment) parameters that sign a URL or carry a secret, compared lower-case
-_SECRET_PARAMS = frozenset(
-    {
-        "sig",
-        "signature",
-        "x-amz-signature",
-        "x-amz-credential",
-        "x-amz-security-token",
-        "x-goog-signature",
-        "x-goog-credential",
-        "googleaccessid",
-        "awsaccesskeyid",
-        "key-pair-id",
-        "token",
-        "access_token",
-        "id_token",
-        "refresh_token",
-        "auth",
-        "authorization",
-        "api_key",
-        "apikey",
-        "api-key",
-        "key",
-        "password",
-        "passwd",
-        "pwd",
-        "secret",
-        "client_secret",
-    }
-)
-_SECRET_SUFFIX = re.compile(r"(signature|token|secret|password|credential|apikey|api[-_]key)$")
-
-
-def _redacted(parts: urllib.parse.SplitResult) -> str:
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}"
-
-
-def check_http_url(url: str) -> None:
-    """Raise :class:`UnsafeReference` if the URL carries credentials or a signature."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is not None or parts.password is not None:
-        raise UnsafeReference(
-            f"{_redacted(parts)}: the URL carries credentials (user:password@); they would be "
-            "recorded in the manifest. Reference a URL without them"
-        )
-    for text in (parts.query, parts.fragment):
-        for key, _value in urllib.parse.parse_qsl(text, keep_blank_values=True):
-            lowered = key.strip().lower()
-            if lowered in _SECRET_PARAMS or _SECRET_SUFFIX.search(lowered):
-                raise UnsafeReference(
-                    f"{_redacted(parts)}: the URL has a signed or secret parameter {key!r}; "
-                    "signatures and tokens would be recorded in the manifest. Reference an "
-                    "unsigned URL (or the object's s3:// or gs:// URI) instead"
-                )
 
 
 def normalise_etag(etag: str) -> str:
@@ -175,9 +117,6 @@ def _derived_digest(
 class HttpResolver(Resolver):
     """``http://`` and ``https://`` objects; one entry per URL (there is no listing)."""
 
-    def check(self, uri: str) -> None:
-        check_http_url(uri)
-
     def default_name(self, uri: str) -> str:
         parts = urllib.parse.urlsplit(uri)
         segment = urllib.parse.unquote(parts.path).rstrip("/").rsplit("/", 1)[-1]
@@ -191,7 +130,7 @@ class HttpResolver(Resolver):
         max_objects: int | None,
         storage_options: StorageOptions,
     ) -> list[ManifestEntry]:
-        check_http_url(uri)
+        check_uri(uri)
         target = entry_name(name, self.default_name(uri))
         headers = head(uri)
         size = _content_length(headers)
@@ -205,7 +144,7 @@ class HttpResolver(Resolver):
         self, entry: ManifestEntry, dest: str, *, storage_options: StorageOptions
     ) -> str | None:
         url = entry.ref or ""
-        check_http_url(url)
+        check_uri(url)
         request = urllib.request.Request(url, method="GET", headers=_HEADERS)
         with _opener.open(request, timeout=TIMEOUT) as resp:
             if checksum_disabled(entry):

@@ -393,3 +393,13 @@ def test_part_files_reach_the_store_before_the_database(registry: af.Registry) -
         ]
     finally:
         other.close()
+
+
+def test_a_distributed_id_that_is_not_utf8_is_refused_before_upload(
+    registry: af.Registry,
+) -> None:
+    from artiflow.errors import InvalidArgument
+
+    with registry.run(step="w") as run, pytest.raises(InvalidArgument, match="UTF-8"):
+        run.upsert_artifact(part(0), distributed_id="bad-\udcff")
+    assert registry.uploaded_blobs == 0
