@@ -5,10 +5,15 @@ For each data set it measures, in one process on a fresh registry:
 - a second version with 1 % of the files changed: bytes uploaded (target <= 2 % of the first);
 - a cold download (empty local cache) and a warm download into a new folder (from the cache);
   the warm one runs with the store's blob folder moved away, proving it never touches the store;
+- the cost of isolation: the warm download (each file the consumer's own: a reflink or a copy)
+  against one with ``hard_link=True`` (files shared with the cache);
 - re-downloading an already materialised folder;
 - the peer: ``shutil.copytree`` of the same source tree (what any download must at least do).
 
     .venv/bin/python benchmarks/bench_registry.py [--small-count 10000] [--big-count 20]
+
+``--smoke`` (100 x 1 KiB and 2 x 1 MiB, once) is what ``make bench-smoke`` runs so the script
+keeps working; its numbers say nothing about the targets.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ def _bench(label: str, work: Path, count: int, size: int, repeats: int) -> None:
     src = _make(work / f"src-{label}", count, size)
     total = count * size
     print(f"\n== {label}: {count} files x {size:,} B = {total / 2**20:,.1f} MiB")
-    first_log, second_log, cold, warm, again, peer = [], [], [], [], [], []
+    first_log, second_log, cold, warm, linked, again, peer = [], [], [], [], [], [], []
     first_bytes = second_bytes = 0
     for r in range(repeats):
         home = work / f"home-{label}-{r}"
@@ -82,6 +87,9 @@ def _bench(label: str, work: Path, count: int, size: int, repeats: int) -> None:
             fresh = reg.artifact(f"bench-{label}:latest")
             warm.append(_timed(lambda f=fresh, r=r: f.download(work / f"warm-{label}-{r}")))
             again.append(_timed(lambda f=fresh, r=r: f.download(work / f"warm-{label}-{r}")))
+            linked.append(
+                _timed(lambda f=fresh, r=r: f.download(work / f"link-{label}-{r}", hard_link=True))
+            )
         finally:
             away.rename(blobs)
         peer.append(_timed(lambda r=r: shutil.copytree(src, work / f"copy-{label}-{r}")))
@@ -100,6 +108,11 @@ def _bench(label: str, work: Path, count: int, size: int, repeats: int) -> None:
     print(f"download, cold cache {med(cold):8.3f} s")
     print(f"download, warm cache {med(warm):8.3f} s   (store moved away: no store access)")
     print(f"download, in place   {med(again):8.3f} s   (already materialised)")
+    print(
+        f"download, hard links {med(linked):8.3f} s   isolation costs "
+        f"warm/hard-linked = {med(warm) / med(linked):.2f}x"
+    )
+    print(f"cold/copytree        {med(cold) / med(peer):8.2f}x")
     print(f"peer: copytree       {med(peer):8.3f} s   warm/copytree = {med(warm) / med(peer):.2f}x")
 
 
@@ -108,11 +121,15 @@ def main() -> None:
     parser.add_argument("--small-count", type=int, default=10_000)
     parser.add_argument("--big-count", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: check it runs")
     args = parser.parse_args()
+    big_size = 2**20 if args.smoke else 50 * 2**20
+    if args.smoke:
+        args.small_count, args.big_count, args.repeats = 100, 2, 1
     with tempfile.TemporaryDirectory(prefix="artiflow-bench-", dir=".") as tmp:
         work = Path(tmp)
         _bench("small", work, args.small_count, 1024, args.repeats)
-        _bench("big", work, args.big_count, 50 * 2**20, args.repeats)
+        _bench("big", work, args.big_count, big_size, args.repeats)
 
 
 if __name__ == "__main__":

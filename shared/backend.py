@@ -39,7 +39,11 @@ class ArtifactBackend(Protocol):
     def read_entry(self, entry: ManifestEntry) -> bytes: ...
 
     def download(
-        self, manifest: Manifest, root: Path, progress: Progress | None = None
+        self,
+        manifest: Manifest,
+        root: Path,
+        progress: Progress | None = None,
+        hard_link: bool = False,
     ) -> Path: ...
 
     def verify(self, manifest: Manifest, root: Path, label: str) -> None: ...

@@ -22,7 +22,8 @@ Every error is an :class:`ArtiflowError`; most are also the builtin that fits, s
     ├── InvalidArgument (ValueError, TypeError) an argument of the wrong kind or value
     ├── InvalidSpec (TypeError)            a step's inputs/outputs declaration is malformed
     ├── EmptyOutput (ValueError)           a step returned without filling a declared output
-    ├── StoreError (OSError)               blob store unreachable or refusing
+    ├── StoreError (OSError)               blob store unreachable or refusing, local disk full
+    ├── TargetConflict (FileExistsError)   a download folder holds a link, file or folder in the way
     ├── CorruptedBlob                      bytes do not match their digest
     ├── DatabaseError                      metadata store unreachable or failing
     └── SchemaOutOfDate                    database needs ``artiflow db upgrade``
@@ -50,6 +51,7 @@ __all__ = [
     "SourceChanged",
     "SourceNotFound",
     "StoreError",
+    "TargetConflict",
     "TooManyObjects",
     "TypeMismatch",
     "UnsafeReference",
@@ -139,6 +141,11 @@ class EmptyOutput(ArtiflowError, ValueError):
 
 class StoreError(ArtiflowError, OSError):
     """The blob store is unreachable or refused an operation."""
+
+
+class TargetConflict(ArtiflowError, FileExistsError):
+    """A download folder holds something in the way: a file or a symbolic link where the
+    artifact has a folder, a folder where it has a file, or the root is a file."""
 
 
 class CorruptedBlob(ArtiflowError):

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
+import stat
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import checkout
 from .backend import Progress
-from .errors import CorruptedBlob, InvalidPath, SourceNotFound
+from .config import options_by_protocol, options_for
+from .errors import CorruptedBlob, InvalidArgument, InvalidPath, SourceNotFound
 from .hashing import default_hash_cache, hash_files, md5_file, walk_files
 from .manifest import Manifest, ManifestEntry
 from .resolvers import fetch_reference
@@ -38,7 +42,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 _WORKERS = 8
+_ATTEMPTS = 3  # tries to place a file whose cache copy another process evicts meanwhile
 
 #: ``(path, inode, size, mtime_ns, md5)`` of a materialised file, for the hash cache
 _Landed = tuple[str, int, int, int, str]
@@ -62,14 +68,14 @@ def cache_key(entry: ManifestEntry) -> str:
 
 
 def reference_options(store: BlobStore, entry: ManifestEntry) -> dict[str, Any] | None:
-    """fsspec options for fetching a reference: the store's own when the reference lives on
-    the same filesystem as the store (same credentials, same endpoint), else fsspec's defaults
-    from its config and the environment."""
-    if entry.ref is None or not store.options:
+    """fsspec options for fetching a reference: the ones its registry adds references of that
+    protocol with (:attr:`BlobStore.reference_options`), else the store's own when the reference
+    lives on the store's filesystem (same credentials, same endpoint), else ``None``: fsspec's
+    defaults from its config and the environment (:func:`artiflow.config.options_by_protocol`)."""
+    if entry.ref is None:
         return None
-    scheme = entry.ref.split("://", 1)[0] if "://" in entry.ref else "file"
-    store_scheme = store.url.split("://", 1)[0] if "://" in store.url else "file"
-    return dict(store.options) if scheme == store_scheme else None
+    by_protocol = store.reference_options or options_by_protocol(store.url, store.options, {})
+    return options_for(entry.ref, by_protocol)
 
 
 def _fetch(entry: ManifestEntry, store: BlobStore, cache: BlobCache) -> CacheRow:
@@ -129,23 +135,17 @@ def _unverified(entry: ManifestEntry) -> bool:
 def _fetch_unverified(entry: ManifestEntry, store: BlobStore, dest: Path) -> None:
     """Copy a ``checksum=False`` reference (a file or a whole prefix) straight to ``dest``."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.artiflow-tmp-{os.getpid()}")
-    fetch_reference(entry, tmp, storage_options=reference_options(store, entry))
-    if dest.is_dir():
-        shutil.rmtree(dest)
-    os.replace(tmp, dest)
-
-
-def _materialise(cached: str, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.artiflow-tmp-{os.getpid()}")
-    if os.path.lexists(tmp):
-        os.unlink(tmp)
+    tmp = checkout.temp_for(dest)
     try:
-        os.link(cached, tmp)
-    except OSError:  # another device, or links not allowed: copy instead
-        shutil.copyfile(cached, tmp)
-    os.replace(tmp, dest)
+        fetch_reference(entry, tmp, storage_options=reference_options(store, entry))
+        if dest.is_dir() and not dest.is_symlink():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif os.path.lexists(tmp):
+            os.unlink(tmp)
 
 
 def _expected_md5(entries: Sequence[ManifestEntry], cache: BlobCache) -> list[str | None]:
@@ -159,12 +159,20 @@ def _expected_md5(entries: Sequence[ManifestEntry], cache: BlobCache) -> list[st
     return out
 
 
+def _regular(path: Path) -> bool:
+    """A regular file, not a link to one (a download never follows links inside its root)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
 def _already_there(entries: list[ManifestEntry], dests: list[Path], cache: BlobCache) -> set[int]:
     """Entries whose file under the root already has the right content (a ``stat`` each,
     through the hash cache). Unverified references count once they exist."""
     expected = _expected_md5(entries, cache)
     ok = {i for i, e in enumerate(entries) if _unverified(e) and dests[i].exists()}
-    present = [i for i, d in enumerate(dests) if i not in ok and d.is_file()]
+    present = [i for i, d in enumerate(dests) if i not in ok and _regular(d)]
     if present:
         hashed = hash_files([dests[i] for i in present])
         ok |= {i for i, h in zip(present, hashed, strict=True) if h.digest == expected[i]}
@@ -194,48 +202,95 @@ def download(
     store: BlobStore,
     cache: BlobCache,
     progress: Progress | None = None,
+    mode: str = checkout.COPY,
 ) -> Path:
-    """Materialise every entry of ``manifest`` under ``root``, verified, through ``cache``."""
+    """Materialise every entry of ``manifest`` under ``root``, verified, through ``cache``.
+
+    ``mode``: :data:`~artiflow.checkout.COPY` (each file the caller's own: a reflink or a
+    copy) or :data:`~artiflow.checkout.LINK` (hard links into the cache). Safe to call from
+    any number of threads and processes at once for one ``root`` (see :mod:`artiflow.checkout`).
+    """
+    if mode not in (checkout.COPY, checkout.LINK):
+        raise InvalidArgument(f"mode must be {checkout.COPY!r} or {checkout.LINK!r}, not {mode!r}")
     base = Path(root)
     entries = list(manifest)
     dests = [safe_join(base, e.path) for e in entries]
-    ok = _already_there(entries, dests, cache)
-    todo = [i for i in range(len(entries)) if i not in ok]
-    ticker = _Ticker(progress, len(entries), len(ok))
-    if not todo:
-        return base
-
-    keys = [cache_key(entries[i]) for i in todo]
-    cached = cache.lookup_many(keys)  # one query, not one per file
-    fetch = [
-        i
-        for i, key in zip(todo, keys, strict=True)
-        if key not in cached and not _unverified(entries[i])
-    ]
-
-    def place(i: int) -> _Landed | None:
-        if _unverified(entries[i]):
-            _fetch_unverified(entries[i], store, dests[i])
-            ticker.tick()
-            return None
-        path, md5 = cached[cache_key(entries[i])]
-        _materialise(path, dests[i])
-        st = os.stat(dests[i])
-        ticker.tick()
-        return (str(dests[i]), st.st_ino, st.st_size, st.st_mtime_ns, md5)
-
-    # Local stores are CPU-bound: few threads, big batches. Remote ones wait on the network.
-    workers, batch = (2, 256) if store.local else (_WORKERS, 8)
-    with ThreadPoolExecutor(workers) as pool:
-        # Fetch what the cache lacks (verified on the way in), index it in one transaction ...
-        placed = _batched(pool, lambda i: _fetch(entries[i], store, cache), fetch, batch)
-        cache.record(placed)
-        cached.update({row[0]: (cache.path_for(row[0]), row[4]) for row in placed})
-        # ... then materialise every file from the cache by hard link (or copy).
-        rows = [row for row in _batched(pool, place, todo, 256) if row is not None]
-    default_hash_cache().put_many(rows)  # the next download of this root is stat-only
-    cache.prune(keep=[cache_key(e) for e in entries])
+    paths = [e.path for e in entries]
+    with checkout.folder_lock(cache.lock_dir, base) as interrupted:
+        checkout.check_targets(base, paths, {e.path for e in entries if _unverified(e)})
+        if interrupted and base.is_dir():
+            swept = checkout.sweep(base, keep=set(paths))
+            log.info("removed %d temporary files an interrupted download left in %s", swept, base)
+        _Download(entries, dests, store, cache, mode).run(progress)
     return base
+
+
+class _Download:
+    """One download's work under the folder lock: fetch what the cache lacks, then place."""
+
+    def __init__(
+        self,
+        entries: list[ManifestEntry],
+        dests: list[Path],
+        store: BlobStore,
+        cache: BlobCache,
+        mode: str,
+    ) -> None:
+        self.entries, self.dests, self.store, self.cache = entries, dests, store, cache
+        self.mode = mode
+        self.cached: dict[str, tuple[str, str]] = {}
+        self.ticker = _Ticker(None, 0, 0)
+
+    def run(self, progress: Progress | None) -> None:
+        entries, cache = self.entries, self.cache
+        ok = _already_there(entries, self.dests, cache)
+        todo = [i for i in range(len(entries)) if i not in ok]
+        self.ticker = _Ticker(progress, len(entries), len(ok))
+        if not todo:
+            return
+        keys = [cache_key(entries[i]) for i in todo]
+        self.cached = cache.lookup_many(keys)  # one query, not one per file
+        fetch = [
+            i
+            for i, key in zip(todo, keys, strict=True)
+            if key not in self.cached and not _unverified(entries[i])
+        ]
+        # Local stores are CPU-bound: few threads, big batches. Remote ones wait on the network.
+        workers, batch = (2, 256) if self.store.local else (_WORKERS, 8)
+        with ThreadPoolExecutor(workers) as pool:
+            # Fetch what the cache lacks (verified on the way in), index it in one transaction ...
+            self._remember(_batched(pool, self._fetch, fetch, batch))
+            # ... then put every file in place from the cache.
+            rows = [row for row in _batched(pool, self._place, todo, 256) if row is not None]
+        default_hash_cache().put_many(rows)  # the next download of this root is stat-only
+        cache.prune(keep=[cache_key(e) for e in entries])
+
+    def _fetch(self, i: int) -> CacheRow:
+        return _fetch(self.entries[i], self.store, self.cache)
+
+    def _remember(self, placed: list[CacheRow]) -> None:
+        self.cache.record(placed)
+        self.cached.update({row[0]: (self.cache.path_for(row[0]), row[4]) for row in placed})
+
+    def _place(self, i: int) -> _Landed | None:
+        entry, dest = self.entries[i], self.dests[i]
+        if _unverified(entry):
+            _fetch_unverified(entry, self.store, dest)
+            self.ticker.tick()
+            return None
+        key = cache_key(entry)
+        for attempt in range(_ATTEMPTS):
+            path, md5 = self.cached[key]
+            try:
+                checkout.place(path, dest, self.mode)
+                break
+            except FileNotFoundError:  # evicted or replaced by another process meanwhile
+                if attempt == _ATTEMPTS - 1:
+                    raise
+                self._remember([self._fetch(i)])
+        st = os.stat(dest)
+        self.ticker.tick()
+        return (str(dest), st.st_ino, st.st_size, st.st_mtime_ns, md5)
 
 
 def _content_problems(
@@ -263,10 +318,20 @@ def verify(
     base = Path(root)
     if not base.is_dir():
         raise SourceNotFound(f"{base} does not exist; download the artifact first")
-    entries = list(manifest)
+    with checkout.folder_lock(cache.lock_dir, base, exclusive=False):
+        problems = _problems(list(manifest), base, cache)
+    if problems:
+        shown = "; ".join(problems[:10]) + (
+            f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
+        )
+        raise CorruptedBlob(f"{base} does not match {label}: {shown}")
+
+
+def _problems(entries: list[ManifestEntry], base: Path, cache: BlobCache) -> list[str]:
+    """Every difference between ``base`` and the manifest's ``entries``."""
     dests = [safe_join(base, e.path) for e in entries]
     loose = {i for i, e in enumerate(entries) if _unverified(e)}  # nothing to compare them with
-    present = [i for i, d in enumerate(dests) if i not in loose and d.is_file()]
+    present = [i for i, d in enumerate(dests) if i not in loose and _regular(d)]
     found = {i for i in loose if dests[i].exists()} | set(present)
     problems = [f"missing: {entries[i].path}" for i in range(len(entries)) if i not in found]
     problems += _content_problems(entries, dests, present, _expected_md5(entries, cache))
@@ -277,8 +342,4 @@ def verify(
         for _, rel in walk_files(base)
         if rel not in known and not rel.startswith(folders)
     ]
-    if problems:
-        shown = "; ".join(problems[:10]) + (
-            f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
-        )
-        raise CorruptedBlob(f"{base} does not match {label}: {shown}")
+    return problems

@@ -25,13 +25,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from . import config, pull
+from . import checkout, config, pull
 from .artifact import Artifact
 from .backend import Progress
 from .committer import Committer
 from .db import MetaStore
 from .lineage import LineageGraph, lineage
 from .manifest import Manifest, ManifestEntry
+from .naming import check_run_identity, check_text
 from .openlineage import OpenLineageEmitter, dataset_namespace, resolve_emitter
 from .records import RunInfo, VersionRecord
 from .run import Run
@@ -48,6 +49,10 @@ class Registry:
     :param store: fsspec URL of the blob store (local path, ``s3://bucket/prefix``, ``gs://...``).
     :param database: SQLAlchemy URL (``sqlite:///...``, ``postgresql+psycopg://...``).
     :param storage_options: JSON-safe fsspec options for the store (endpoint, credentials).
+    :param reference_options: fsspec options by protocol (``{"s3": {...}, "gs": {...}}``) for
+        the references its artifacts add and download (default ``$ARTIFLOW_REFERENCE_OPTIONS``);
+        the store's own options serve its protocol unless given here. Adding a reference and
+        reading it back use the same ones (:attr:`reference_options`).
     :param cache_dir: the local download cache (default ``$ARTIFLOW_CACHE_DIR`` or the user
         cache directory).
     :param upload_workers: parallel blob uploads.
@@ -64,6 +69,7 @@ class Registry:
         database: str | None = None,
         storage_options: Mapping[str, Any] | None = None,
         *,
+        reference_options: Mapping[str, Mapping[str, Any]] | None = None,
         cache_dir: str | None = None,
         upload_workers: int = 8,
         openlineage: Any = None,
@@ -72,7 +78,13 @@ class Registry:
         self.database_url = database or config.database_url()
         options = dict(storage_options) if storage_options is not None else None
         self.storage_options = options if options is not None else config.storage_options()
-        self.store: BlobStore = open_store(self.store_url, self.storage_options)
+        #: fsspec options by protocol for references: what drafts it hands out add them with
+        self.reference_options = config.options_by_protocol(
+            self.store_url, self.storage_options, reference_options
+        )
+        self.store: BlobStore = open_store(
+            self.store_url, self.storage_options, self.reference_options
+        )
         self.meta = MetaStore(self.database_url)
         self.cache = BlobCache(cache_dir)
         self.committer = Committer(self.store, self.meta, self, upload_workers=upload_workers)
@@ -156,7 +168,9 @@ class Registry:
     def run(self, *, atomic: bool = False, **identity: Any) -> Run:
         """A step run (a context manager). Identity keys: ``orchestrator``, ``pipeline``,
         ``pipeline_run``, ``step``, ``step_run``, ``map_index``, ``attempt``, ``job_type``,
-        ``group``; anything else is kept as extra.
+        ``group``; anything else is kept as extra. They are checked here, alike for every
+        database (:class:`~artiflow.errors.InvalidArgument`): text that fits its column, without
+        NUL; ``map_index`` and ``attempt`` integers; extra values JSON-safe.
 
         ``atomic=True``: uploads still start at ``log_artifact``, but the versions logged in
         the run are committed together, in one transaction, when its block exits cleanly; a
@@ -172,7 +186,14 @@ class Registry:
         """Recorded runs matching column filters, e.g. ``runs(pipeline_run="manual__1")``.
 
         Only runs that used or logged something are recorded (a run's row is written lazily).
+        Values every database would not compare alike (NUL, an integer past its column) raise
+        :class:`~artiflow.errors.InvalidArgument`.
         """
+        numbers = {k: v for k, v in filters.items() if k in ("map_index", "attempt")}
+        filters = {**filters, **check_run_identity(numbers, {}, numbers)}
+        for key, value in filters.items():
+            if isinstance(value, str):
+                check_text(value, f"runs() filter {key!r}")
         return self.meta.runs(**filters)
 
     # ------------------------------------------------------------------ reading
@@ -221,9 +242,18 @@ class Registry:
         """One entry's bytes, verified, through the download cache."""
         return pull.read_entry(entry, self.store, self.cache)
 
-    def download(self, manifest: Manifest, root: Path, progress: Progress | None = None) -> Path:
+    def download(
+        self,
+        manifest: Manifest,
+        root: Path,
+        progress: Progress | None = None,
+        hard_link: bool = False,
+    ) -> Path:
         """Materialise ``manifest`` under ``root`` (verified, through the download cache)."""
-        return pull.download(manifest, root, store=self.store, cache=self.cache, progress=progress)
+        mode = checkout.LINK if hard_link else checkout.COPY
+        return pull.download(
+            manifest, root, store=self.store, cache=self.cache, progress=progress, mode=mode
+        )
 
     def verify(self, manifest: Manifest, root: Path, label: str) -> None:
         """Compare ``root`` with ``manifest``; :class:`CorruptedBlob` naming ``label`` if not."""

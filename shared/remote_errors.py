@@ -9,6 +9,7 @@ transport errors in one table. (The database's boundary is :mod:`artiflow.db.eng
 from __future__ import annotations
 
 import contextlib
+import errno
 import http.client
 import sys
 import urllib.error
@@ -16,7 +17,10 @@ from collections.abc import Iterator
 
 from .errors import ArtiflowError, MissingDependency, SourceNotFound, StoreError
 
-__all__ = ["backend_errors"]
+__all__ = ["backend_errors", "local_write_errors"]
+
+#: errors of the local disk being written, never of the remote side being read
+LOCAL_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
 _OWN_MODULES = frozenset({"artiflow", "builtins", "__main__"}) | sys.stdlib_module_names
 
@@ -69,11 +73,28 @@ def backend_errors(subject: str, *, writing: bool = False) -> Iterator[None]:
         raise SourceNotFound(f"{subject}: no such object or prefix ({err})") from err
     except PermissionError as err:
         raise StoreError(f"{subject}: access denied ({err})") from err
+    except OSError as err:
+        if err.errno not in LOCAL_DISK_FULL:
+            raise StoreError(f"{subject}: {type(err).__name__}: {err}") from err
+        where = err.filename or "the local disk"
+        raise StoreError(f"cannot write {where}: {err.strerror} ({subject})") from err
     except ImportError as err:
         raise MissingDependency(f"{subject}: a backend is missing: {err}") from err
-    except (OSError, ValueError, http.client.HTTPException) as err:
+    except (ValueError, http.client.HTTPException) as err:
         raise StoreError(f"{subject}: {type(err).__name__}: {err}") from err
     except Exception as err:
         if _from_backend(err):
             raise StoreError(f"{subject}: {type(err).__name__}: {err}") from err
+        raise
+
+
+@contextlib.contextmanager
+def local_write_errors(path: str) -> Iterator[None]:
+    """A full, over-quota or read-only local disk while writing ``path`` is a
+    :class:`StoreError` that names ``path`` (not the store being read)."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno in LOCAL_DISK_FULL:
+            raise StoreError(f"cannot write {path}: {err.strerror}") from err
         raise

@@ -24,7 +24,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from ..errors import CorruptedBlob, MissingDependency, SourceChanged, StoreError
 from ..hashing import HashedFile
-from ..remote_errors import backend_errors
+from ..remote_errors import backend_errors, local_write_errors
 from ..resolvers import install_hint
 
 __all__ = ["BlobStore", "open_store"]
@@ -34,8 +34,13 @@ CHUNK = 4 * 1024 * 1024
 SMALL = 16 * 1024 * 1024  # up to this, read into memory and PUT once
 
 
-def open_store(url: str, storage_options: Mapping[str, Any] | None = None) -> BlobStore:
-    """Resolve a store URL once, at the edge, into a :class:`BlobStore`."""
+def open_store(
+    url: str,
+    storage_options: Mapping[str, Any] | None = None,
+    reference_options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> BlobStore:
+    """Resolve a store URL once, at the edge, into a :class:`BlobStore` (``reference_options``:
+    see :attr:`BlobStore.reference_options`)."""
     options = dict(storage_options or {})
     try:
         fs, root = fsspec.core.url_to_fs(url, **options)
@@ -46,7 +51,9 @@ def open_store(url: str, storage_options: Mapping[str, Any] | None = None) -> Bl
         ) from err
     except ValueError as err:
         raise StoreError(f"unsupported store URL {url!r}: {err}") from err
-    return BlobStore(fs, root, url=url, options=options)
+    store = BlobStore(fs, root, url=url, options=options)
+    store.reference_options = {p: dict(o) for p, o in (reference_options or {}).items()}
+    return store
 
 
 def _reported_md5(info: Mapping[str, Any]) -> str | None:
@@ -71,7 +78,9 @@ class BlobStore:
     """Blobs named by their MD5, under ``<root>/blobs/md5/``.
 
     ``options`` are the fsspec options the store was opened with (its endpoint and
-    credentials): references on the same filesystem are fetched with them.
+    credentials): references on the same filesystem are fetched with them, unless
+    ``reference_options`` (fsspec options by protocol, what the registry adds references with:
+    :func:`artiflow.config.options_by_protocol`) says otherwise.
     """
 
     def __init__(
@@ -79,6 +88,7 @@ class BlobStore:
     ) -> None:
         self.fs = fs
         self.options = dict(options)
+        self.reference_options: dict[str, dict[str, Any]] = {}
         self.root = root.rstrip("/")
         self.url = (
             url or f"{fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]}://{root}"
@@ -267,7 +277,7 @@ class BlobStore:
         path = self.oid_to_path(digest)
         h = hashlib.md5(usedforsecurity=False)
         size = 0
-        with backend_errors(f"blob {digest} in store {self.url}"):
+        with backend_errors(f"blob {digest} in store {self.url}"), local_write_errors(dest):
             opener = open if self.local else self.fs.open
             with opener(path, "rb") as src, open(dest, "wb") as dst:
                 while chunk := src.read(CHUNK):

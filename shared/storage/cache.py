@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -24,6 +25,11 @@ __all__ = ["BlobCache", "CacheRow"]
 log = logging.getLogger(__name__)
 #: ``(key, size, inode, mtime_ns, md5, last_used)``
 CacheRow = tuple[str, int, int, int, str, float]
+_TIMEOUT = 60.0  # seconds to wait for another process holding the index
+
+
+def _busy(err: sqlite3.OperationalError) -> bool:
+    return "locked" in str(err) or "busy" in str(err)
 
 
 class BlobCache:
@@ -35,26 +41,66 @@ class BlobCache:
         self._local = threading.local()
         try:
             os.makedirs(self.root, exist_ok=True)
-            with self._db() as db:
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, size INTEGER,"
-                    " inode INTEGER, mtime_ns INTEGER, md5 TEXT, last_used REAL)"
-                )
-                db.execute("CREATE INDEX IF NOT EXISTS entries_lru ON entries(last_used)")
+            self._create()
+        except sqlite3.OperationalError as err:
+            if _busy(err):
+                raise StoreError(
+                    f"the download cache at {self.root} stayed locked by another process for "
+                    f"{_TIMEOUT:.0f} s ({err}); is a process holding it stuck?"
+                ) from err
+            raise self._unusable(err) from err
         except (OSError, sqlite3.Error) as err:
-            raise StoreError(
-                f"cannot use the download cache at {self.root} ({err}); "
-                "point ARTIFLOW_CACHE_DIR at a writable folder"
-            ) from err
+            raise self._unusable(err) from err
+
+    def _unusable(self, err: BaseException) -> StoreError:
+        return StoreError(
+            f"cannot use the download cache at {self.root} ({err}); "
+            "point ARTIFLOW_CACHE_DIR at a writable folder"
+        )
+
+    def _create(self) -> None:
+        """Create the index, once, however many processes open a fresh cache at the same time
+        (SQLite does not wait on its busy timeout for everything a first open does)."""
+        deadline = time.monotonic() + _TIMEOUT
+        while True:
+            try:
+                with self._db() as db:
+                    db.execute(
+                        "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, size INTEGER,"
+                        " inode INTEGER, mtime_ns INTEGER, md5 TEXT, last_used REAL)"
+                    )
+                    db.execute("CREATE INDEX IF NOT EXISTS entries_lru ON entries(last_used)")
+                return
+            except sqlite3.OperationalError as err:
+                if not _busy(err) or time.monotonic() > deadline:
+                    raise
+                self.close()
+                time.sleep(0.01 + random.random() * 0.05)
 
     def _db(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(os.path.join(self.root, "index.db"), timeout=60)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn = sqlite3.connect(os.path.join(self.root, "index.db"), timeout=_TIMEOUT)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error:
+                conn.close()
+                raise
             self._local.conn = conn
         return conn
+
+    def close(self) -> None:
+        """Close this thread's connection to the index (a later call opens another)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            self._local.conn = None
+            conn.close()
+
+    @property
+    def lock_dir(self) -> str:
+        """Where download folders' lock files live (see :func:`artiflow.checkout.folder_lock`)."""
+        return os.path.join(self.root, "locks")
 
     def path_for(self, key: str) -> str:
         kind, _, name = key.partition("/")
@@ -63,7 +109,7 @@ class BlobCache:
     def lookup_many(self, keys: Sequence[str]) -> dict[str, tuple[str, str]]:
         """``key → (path, content md5)`` for every key held and unchanged since it was cached."""
         found: dict[str, tuple[str, str]] = {}
-        stale: list[str] = []
+        stale: list[tuple[str, int, int, int]] = []
         db = self._db()
         for start in range(0, len(keys), 500):
             chunk = list(keys[start : start + 500])
@@ -77,12 +123,12 @@ class BlobCache:
                 try:
                     st = os.stat(path)
                 except FileNotFoundError:
-                    stale.append(key)
+                    stale.append((key, size, inode, mtime_ns))
                     continue
                 if (st.st_size, st.st_ino, st.st_mtime_ns) == (size, inode, mtime_ns):
                     found[key] = (path, md5)
                 else:
-                    stale.append(key)
+                    stale.append((key, size, inode, mtime_ns))
         now = time.time()
         with db:
             if found:
@@ -90,10 +136,14 @@ class BlobCache:
                     "UPDATE entries SET last_used=? WHERE key=?", [(now, k) for k in found]
                 )
             if stale:
+                # Only the row that was checked: another process may have just placed (and be
+                # about to record) a fresh file for the key. The changed file itself stays
+                # until the next fetch of the key replaces it; it is never handed out.
                 log.warning("dropping %d changed or missing cache entries", len(stale))
-                db.executemany("DELETE FROM entries WHERE key=?", [(k,) for k in stale])
-        for key in stale:
-            self._unlink(self.path_for(key))
+                db.executemany(
+                    "DELETE FROM entries WHERE key=? AND size=? AND inode=? AND mtime_ns=?",
+                    stale,
+                )
         return found
 
     def lookup(self, key: str) -> tuple[str, str] | None:
