@@ -5,9 +5,11 @@ The hook is the only place that reads the connection. Operators, the sensor, the
 through :meth:`ArtifactHook.run`.
 
 A connection of type ``artiflow`` holds, in its extra: ``store`` (fsspec URL of the blob store),
-``database`` (SQLAlchemy URL of the metadata database) and ``storage_options`` (a JSON object
-for fsspec, e.g. ``endpoint_url``, ``key``, ``secret``). Login and password, when set, are the
-database credentials and are merged into the database URL. For example::
+``database`` (SQLAlchemy URL of the metadata database), ``storage_options`` (a JSON object
+for fsspec, e.g. ``endpoint_url``, ``key``, ``secret``) and ``reference_options`` (fsspec
+options by protocol, ``{"s3": {...}, "gs": {...}}``, for the references artifacts add and
+download; the store's protocol defaults to ``storage_options``). Login and password, when set,
+are the database credentials and are merged into the database URL. For example::
 
     AIRFLOW_CONN_ARTIFLOW_DEFAULT='{"conn_type": "artiflow", "login": "artiflow",
         "password": "...", "extra": {"store": "s3://bucket/artiflow",
@@ -93,11 +95,12 @@ class ArtifactHook(BaseHook):
     def settings_from_connection(conn: Connection | None) -> RegistrySettings:
         """Translate a connection into :class:`artiflow.Registry` keyword arguments.
 
-        Login and password fill in the database URL's credentials; ``storage_options`` may be a
-        JSON object or its text.
+        Login and password fill in the database URL's credentials; ``storage_options`` and
+        ``reference_options`` (fsspec options by protocol) may be JSON objects or their text.
 
         :param conn: the connection, or ``None`` for the environment's default registry.
-        :raises artiflow.errors.InvalidArgument: ``storage_options`` is not a JSON object.
+        :raises artiflow.errors.InvalidArgument: ``storage_options`` is not a JSON object, or
+            ``reference_options`` not an object of objects.
         """
         if conn is None:
             return make_settings()
@@ -108,6 +111,7 @@ class ArtifactHook(BaseHook):
             extra.get("storage_options"),
             login=conn.login,
             password=conn.password,
+            reference_options=extra.get("reference_options"),
             where=f"connection {conn.conn_id!r}",
         )
 
@@ -177,10 +181,15 @@ class ArtifactHook(BaseHook):
         block exits cleanly; a block that raises, or a failed upload, commits none of them and
         marks the run failed. So a failed try commits nothing. Inside the block
         ``artifact.wait()`` raises ``ArtifactStateError``: read ``artifact.version`` after it.
-        The committed versions are then reported as Airflow asset events (for outlets the task
-        declares; a version deduplicated to an existing one announces nothing) and to the hook
-        lineage collector (OpenLineage). Upserted parts and finished distributed artifacts are
-        committed when called, not at the end of the block.
+        The committed versions are then reported as Airflow asset events
+        (``artiflow://<name>``: on the Asset the task declares as an outlet, else through the
+        task's artiflow AssetAlias, added at run time when the task declares none, so a plain
+        ``@task`` needs no outlets; a version deduplicated to an existing one announces
+        nothing) and to the hook lineage collector (OpenLineage). The task log gets one line
+        per input used (``Used features:v2 (...)``) and per output (``Logged model:v3 (12
+        files, 48.0 MiB, new version)`` or ``... reused v2``), or ``Nothing committed: ...``
+        when the block fails. Upserted parts and finished distributed artifacts are committed
+        when called, not at the end of the block.
 
         :param context: the task context; defaults to ``get_current_context()``.
         :param job_type: an optional job type recorded on the run, e.g. ``"train"``.

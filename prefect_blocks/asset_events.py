@@ -16,7 +16,7 @@ server assets are stored events only; the markdown artifacts are what users see 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from artiflow.naming import URI_SCHEME, artifact_uri
@@ -42,6 +42,7 @@ MATERIALIZED_BY = "artiflow"
 ASSET_CONTEXT_ATTRIBUTES = (
     "task_run_id",
     "downstream_assets",
+    "upstream_assets",
     "direct_asset_dependencies",
     "materialized_by",
     "add_asset_metadata",
@@ -91,12 +92,29 @@ def _current_asset_context() -> Any:
     return ctx
 
 
+def _by_key(assets: Iterable[Any]) -> dict[str, Any]:
+    return {asset.key: asset for asset in assets}
+
+
 def _add_to_context(
     ctx: Any, outputs: Sequence[Any], upstream: set[Any], metadata: dict[str, dict[str, Any]]
 ) -> None:
-    """Add the assets to the task's ``AssetContext``; Prefect emits them when the task ends."""
-    ctx.direct_asset_dependencies.update(upstream)
-    if outputs:
+    """Add the assets to the task's ``AssetContext``; Prefect emits them when the task ends.
+
+    A task that materialises versions has exactly their inputs upstream (plus any
+    ``asset_deps`` the task declares): the assets Prefect inherited from every upstream task
+    whose result was passed in (``wait_for`` included) are dropped, and an input is listed
+    once however many ``Asset`` objects name it. A task that only consumes adds its inputs
+    to what it passes downstream, once per key.
+    """
+    if not outputs:
+        known = _by_key(ctx.upstream_assets) | _by_key(ctx.direct_asset_dependencies)
+        ctx.direct_asset_dependencies.update(a for a in upstream if a.key not in known)
+    else:
+        declared = _by_key(ctx.direct_asset_dependencies)  # the task's own asset_deps
+        ctx.upstream_assets.clear()
+        ctx.direct_asset_dependencies.clear()
+        ctx.direct_asset_dependencies.update({**declared, **_by_key(upstream)}.values())
         ctx.downstream_assets.update(outputs)
         if ctx.materialized_by is None:
             ctx.materialized_by = MATERIALIZED_BY

@@ -13,13 +13,13 @@ import hashlib
 import json
 import logging
 import posixpath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio.to_thread
 from prefect._internal.compatibility.async_dispatch import async_dispatch
 from prefect.filesystems import WritableFileSystem
 from prefect.types import SecretDict
-from pydantic import Field, SecretStr
+from pydantic import ConfigDict, Field, SecretStr, model_validator
 
 from artiflow import Registry
 from artiflow.config import environment
@@ -30,6 +30,8 @@ from artiflow.orchestration import (
     shared_registry,
     with_credentials,
 )
+
+from .options import merge_options, option_paths, split_secrets
 
 if TYPE_CHECKING:
     import fsspec
@@ -52,8 +54,11 @@ class ArtifactRegistry(WritableFileSystem):
     ``artifact_task`` decorator and the ``log_artifact``/``use_artifact`` tasks take this block.
     Fields left empty fall back to artiflow's defaults (``$ARTIFLOW_STORE``,
     ``$ARTIFLOW_DATABASE``, then ``$ARTIFLOW_HOME`` with a SQLite database and a local store).
-    Secret settings are kept in ``secret_storage_options`` and ``database_password``; Prefect
-    encrypts them, never prints them, and artiflow never writes them to a manifest.
+    Secret settings are kept in ``secret_storage_options``, ``secret_reference_options`` and
+    ``database_password``; Prefect encrypts them, never prints them, and artiflow never writes
+    them to a manifest. A credential-like option (``key``, ``secret``, ``token``, ...; see
+    :func:`artiflow.prefect.options.is_secret_option`) given in ``storage_options`` or
+    ``reference_options`` is moved to the secret field (with a warning), so it is never shown.
 
     Example:
         Load a saved registry and read an artifact:
@@ -97,7 +102,8 @@ class ArtifactRegistry(WritableFileSystem):
     storage_options: dict[str, Any] = Field(
         default_factory=dict,
         description=(
-            "Non-secret fsspec options for the store, such as endpoint_url or client_kwargs."
+            "Non-secret fsspec options for the store, such as endpoint_url or client_kwargs; "
+            "credential-like keys are moved to secret_storage_options."
         ),
         examples=[{"client_kwargs": {"endpoint_url": "http://minio:9000"}}],
     )
@@ -108,6 +114,54 @@ class ArtifactRegistry(WritableFileSystem):
         ),
         examples=[{"key": "AKIA...", "secret": "..."}],
     )
+    reference_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description=(
+            "Non-secret fsspec options by protocol for the references artifacts add and "
+            "download (the store's protocol defaults to the store's options); "
+            "credential-like keys are moved to secret_reference_options."
+        ),
+        examples=[{"s3": {"client_kwargs": {"region_name": "eu-west-1"}}}],
+    )
+    secret_reference_options: SecretDict | None = Field(
+        default=None,
+        description=(
+            "Secret fsspec options by protocol for references (keys, tokens); merged over "
+            "reference_options."
+        ),
+        examples=[{"s3": {"key": "AKIA...", "secret": "..."}}],
+    )
+
+    # assigning a field later runs the same checks (credentials move to the secret fields)
+    model_config = ConfigDict(validate_assignment=True)
+
+    @model_validator(mode="after")
+    def _keep_credentials_secret(self) -> Self:
+        """Move credential-like options out of the plain option fields (shown by the block's
+        repr, its REST document and ``prefect block inspect``) into their secret twins."""
+        plain, moved = split_secrets(self.storage_options)
+        self._move("storage_options", plain, "secret_storage_options", moved)
+        split = {p: split_secrets(o) for p, o in self.reference_options.items()}
+        refs = {p: plain for p, (plain, _) in split.items()}
+        moved_refs = {p: secret for p, (_, secret) in split.items() if secret}
+        self._move("reference_options", refs, "secret_reference_options", moved_refs)
+        return self
+
+    def _move(self, field: str, plain: dict[str, Any], to: str, moved: dict[str, Any]) -> None:
+        if not moved:
+            return
+        logger.warning(
+            "%s block: moved %s from %s to %s (credentials belong in the secret field)",
+            self.get_block_type_slug(),
+            ", ".join(option_paths(moved)),
+            field,
+            to,
+        )
+        held: SecretDict | None = getattr(self, to)
+        secret = merge_options(moved, held.get_secret_value() if held else {})
+        # straight into the instance: assigning would run this validator again
+        self.__dict__[field] = plain
+        self.__dict__[to] = SecretDict(secret)
 
     # ------------------------------------------------------------------------ building clients
     def credential_storage_options(self) -> dict[str, Any]:
@@ -124,23 +178,29 @@ class ArtifactRegistry(WritableFileSystem):
         """Return every fsspec option for the store, secrets included.
 
         Credentials-derived options come first, then ``storage_options``, then
-        ``secret_storage_options``; a later source wins. Nested dicts are merged one level
-        deep so that ``client_kwargs`` from several sources combine.
+        ``secret_storage_options``; a later source wins. Nested dicts are merged (at any
+        depth) so that ``client_kwargs`` from several sources combine.
 
         Returns:
             A new dict; keep it in memory only.
         """
-        merged: dict[str, Any] = {}
         secret = (
             self.secret_storage_options.get_secret_value() if self.secret_storage_options else {}
         )
-        for source in (self.credential_storage_options(), self.storage_options, secret):
-            for key, value in source.items():
-                if isinstance(value, dict) and isinstance(merged.get(key), dict):
-                    merged[key] = {**merged[key], **value}
-                else:
-                    merged[key] = value
-        return merged
+        return merge_options(self.credential_storage_options(), self.storage_options, secret)
+
+    def resolved_reference_options(self) -> dict[str, Any]:
+        """Return the fsspec options by protocol for references, secrets included.
+
+        ``secret_reference_options`` is merged over ``reference_options`` (nested dicts
+        combine). The store's own protocol needs no entry: the registry reads references there
+        with the store's options unless one is given.
+
+        Returns:
+            A new dict (``{"s3": {...}, "gs": {...}}``); keep it in memory only.
+        """
+        held = self.secret_reference_options
+        return merge_options(self.reference_options, held.get_secret_value() if held else {})
 
     def resolved_database_url(self) -> str | None:
         """Return the database URL with ``database_password`` inserted, or ``None``.
@@ -160,12 +220,14 @@ class ArtifactRegistry(WritableFileSystem):
 
         Returns:
             :class:`artiflow.orchestration.RegistrySettings`: empty fields are ``None`` (artiflow
-            fills them from the environment), the password is in the database URL.
+            fills them from the environment), the password is in the database URL, and
+            ``reference_options`` is there when the block sets any.
         """
         return make_settings(
             self.store,
             self.resolved_database_url(),
             self.resolved_storage_options(),
+            reference_options=self.resolved_reference_options(),
             where=f"block {self.get_block_type_slug()!r}",
         )
 

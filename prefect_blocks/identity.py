@@ -2,22 +2,63 @@
 
 :func:`open_prefect_step` opens the core's step run (:func:`artiflow.orchestration.open_step`)
 under that identity, scoped to the flow run so that the parallel writers of one flow run share
-a default distributed id (:func:`distributed_id_for`).
+a default distributed id (:func:`distributed_id_for`), as a :class:`PrefectStepRun`: the
+step's lines (each input used, each output logged or reused, or that nothing was committed)
+go to the task run's log.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import logging
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from artiflow import Registry
+from artiflow import Registry, Run
 from artiflow.errors import DistributedError
 from artiflow.orchestration import StepRun, default_distributed_id, open_step
 
 from .mirror import Producer
 
-__all__ = ["distributed_id_for", "open_prefect_step", "prefect_identity", "producer"]
+__all__ = [
+    "PrefectStepRun",
+    "distributed_id_for",
+    "open_prefect_step",
+    "prefect_identity",
+    "producer",
+    "task_logger",
+]
+
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+_fallback = logging.getLogger(__name__)
+
+
+def task_logger() -> Logger:
+    """The current task (or flow) run's Prefect logger: what it logs shows in the run's logs
+    in the UI. Outside a run, this module's logger.
+
+    Take it in the task's own context (a worker thread has none) and pass it on.
+    """
+    from prefect.context import FlowRunContext, TaskRunContext
+    from prefect.logging import get_run_logger
+
+    if TaskRunContext.get() is None and FlowRunContext.get() is None:
+        return _fallback
+    return get_run_logger()
+
+
+class PrefectStepRun(StepRun):
+    """A step run whose lines (:meth:`StepRun.say`) go to a Prefect run logger."""
+
+    def __init__(self, run: Run, scope: Sequence[str] = (), *, logger: Logger = _fallback) -> None:
+        super().__init__(run, scope)
+        self.logger = logger
+
+    def say(self, line: str, level: int = logging.INFO) -> None:
+        """Write one line to the task run's log."""
+        self.logger.log(level, line)
 
 
 def prefect_identity() -> dict[str, Any]:
@@ -47,22 +88,29 @@ def prefect_identity() -> dict[str, Any]:
 
 
 def open_prefect_step(
-    registry: Registry, identity: Mapping[str, Any], job_type: str | None = None
-) -> AbstractContextManager[StepRun]:
+    registry: Registry,
+    identity: Mapping[str, Any],
+    job_type: str | None = None,
+    logger: Logger | None = None,
+) -> AbstractContextManager[PrefectStepRun]:
     """The atomic step run of one Prefect task call (see :func:`artiflow.orchestration.open_step`).
 
     Args:
         registry: The registry to run in.
-        identity: What :func:`prefect_identity` read when the task started.
+        identity: What :func:`prefect_identity` read when the task started (plus
+            ``map_index`` for a mapped run).
         job_type: The artiflow run's job type, if any.
+        logger: Where the step's lines go; default :func:`task_logger` (call it in the task's
+            own context: a worker thread has no run context).
 
     Returns:
-        A context manager giving the :class:`~artiflow.orchestration.StepRun`, scoped to the
-        flow run (when there is one) for default distributed ids.
+        A context manager giving the :class:`PrefectStepRun`, scoped to the flow run (when
+        there is one) for default distributed ids.
     """
     flow_run_id = identity.get("pipeline_run")
     scope = (flow_run_id,) if flow_run_id else ()
-    return open_step(registry, {**identity, "job_type": job_type}, scope)
+    step = functools.partial(PrefectStepRun, logger=logger or task_logger())
+    return open_step(registry, {**identity, "job_type": job_type}, scope, step=step)
 
 
 def distributed_id_for(name: str, flow_run_id: str | None = None) -> str:

@@ -15,6 +15,7 @@ task runner.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable, Collection, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -34,7 +35,8 @@ from artiflow.orchestration import (
 )
 
 from .clients import RegistrySource, load_source, shared_registry
-from .identity import open_prefect_step, prefect_identity, producer
+from .identity import open_prefect_step, prefect_identity, producer, task_logger
+from .mapping import MAP_INDEX
 from .mirror import Producer, amirror_versions, mirror_versions
 
 __all__ = ["OpenCall", "Step", "build_step", "execute_async", "execute_sync", "open_call"]
@@ -73,8 +75,11 @@ def build_step(
     """Check the function against the specs and work out the signature the task shows.
 
     Output and run parameters are filled in by the wrapper, so they disappear from the task's
-    signature; every input becomes a keyword-only parameter defaulting to its reference.
-    An output the function does not declare is filled from its return value (a path).
+    signature; every input becomes a keyword-only parameter defaulting to its reference, and
+    :data:`~artiflow.prefect.mapping.MAP_INDEX` one that ``.map()`` fills with each run's
+    position (recorded as the run's map index). An output the function does not declare is
+    filled from its return value (a path). The specs were checked when parsed (names, types,
+    aliases, references), so a bad one fails here, before any run.
 
     Raises:
         artiflow.errors.InvalidSpec: A parameter is declared twice, ``run_param`` is not a
@@ -123,15 +128,19 @@ def _injected(
 def _exposed(
     sig: inspect.Signature, injected: Collection[str], inputs: Mapping[str, Input]
 ) -> inspect.Signature:
-    """The task's signature: the injected parameters gone, a reference per input added."""
+    """The task's signature: the injected parameters gone, a reference per input added, and
+    the map index ``.map()`` fills in."""
     kept = [p for p in sig.parameters.values() if p.name not in injected]
+    if MAP_INDEX in sig.parameters:
+        raise InvalidSpec(f"parameter {MAP_INDEX!r} is artiflow's: rename it")
     refs = [
         _KINDS(name, _KINDS.KEYWORD_ONLY, default=spec.ref, annotation="str")
         for name, spec in inputs.items()
     ]
+    index = _KINDS(MAP_INDEX, _KINDS.KEYWORD_ONLY, default=None, annotation="int | None")
     var_keyword = [p for p in kept if p.kind is _KINDS.VAR_KEYWORD]
     named = [p for p in kept if p.kind is not _KINDS.VAR_KEYWORD]
-    return sig.replace(parameters=[*named, *refs, *var_keyword])
+    return sig.replace(parameters=[*named, *refs, index, *var_keyword])
 
 
 # ------------------------------------------------------------------------------- call time
@@ -191,30 +200,40 @@ class OpenCall:
             self.fail(err)
             raise
         self.stack.close()
-        self.versions = [VersionSummary.of(a) for a in self.call.run.committed()]
+        # a version whose content was already committed is no news (as in Airflow): not mirrored
+        committed = self.call.run.committed()
+        self.versions = [VersionSummary.of(a) for a in committed if not a.reused]
         return self.call.result(returned)
 
     def report(self) -> tuple[list[VersionSummary], list[str], Producer]:
-        """What the mirror shows, once committed: versions, consumed references, producer."""
+        """What the mirror shows, once committed: the new versions (reused ones are not news),
+        consumed references, producer."""
         consumed = [a.qualified_name or a.name for a in self.call.run.used]
         return self.versions, consumed, producer(self.identity, self.call.run.id)
 
 
 def open_call(
-    step: Step, args: tuple[Any, ...], kwargs: dict[str, Any], identity: Mapping[str, Any]
+    step: Step,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    identity: Mapping[str, Any],
+    logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
 ) -> OpenCall:
     """Open the step's run, use the inputs and draft the outputs (blocking I/O).
 
     ``args`` and ``kwargs`` are the task's (bound against its exposed signature); an input's
-    value is a reference, a committed artifact or an upstream artifact task's result.
+    value is a reference, a committed artifact or an upstream artifact task's result. The
+    step's lines (inputs used, outputs logged, nothing committed) go to ``logger``, the task
+    run's logger the caller took in the task's own context.
     """
     bound = step.exposed.bind(*args, **kwargs)
     bound.apply_defaults()
     values = dict(bound.arguments)
+    identity = {**identity, "map_index": values.pop(MAP_INDEX, None)}
     refs = {param: ref_of(values.pop(param), param) for param in step.inputs}
     registry = shared_registry(load_source(step.registry))
     stack = ExitStack()
-    run = stack.enter_context(open_prefect_step(registry, identity, step.job_type))
+    run = stack.enter_context(open_prefect_step(registry, identity, step.job_type, logger))
     try:
         call = StepCall(run, step.inputs, step.outputs)
         injected = {**call.use_inputs(refs, step.downloads), **call.drafts}
@@ -231,7 +250,7 @@ def open_call(
 
 def execute_sync(step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Run a wrapped synchronous function as one artiflow step, then mirror its versions."""
-    opened = open_call(step, args, kwargs, prefect_identity())
+    opened = open_call(step, args, kwargs, prefect_identity(), task_logger())
     try:
         returned = step.fn(*opened.args, **opened.kwargs)
     except BaseException as err:
@@ -244,7 +263,9 @@ def execute_sync(step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> A
 
 async def execute_async(step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """:func:`execute_sync` for a coroutine function: the registry I/O runs in a worker thread."""
-    opened = await anyio.to_thread.run_sync(open_call, step, args, kwargs, prefect_identity())
+    opened = await anyio.to_thread.run_sync(
+        open_call, step, args, kwargs, prefect_identity(), task_logger()
+    )
     try:
         returned = await step.fn(*opened.args, **opened.kwargs)
     except BaseException as err:

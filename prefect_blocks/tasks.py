@@ -39,6 +39,7 @@ from artiflow.orchestration import (
 from .blocks import ArtifactRegistry
 from .clients import load_source, shared_registry
 from .identity import open_prefect_step, prefect_identity, producer
+from .mapping import ArtifactTask
 from .mirror import mirror_versions, try_report_assets
 from .step import build_step, execute_async, execute_sync
 
@@ -101,8 +102,14 @@ def artifact_task(
     unless the function returned something else, which is passed through.
 
     Works on sync and async functions, under the thread-pool and process-pool task runners,
-    with ``.submit()`` and ``.map()``. Caching is off by default (``cache_policy=NO_CACHE``):
-    a cached run would skip the function and record no lineage.
+    with ``.submit()`` and ``.map()`` (each mapped run records its position as its map index:
+    see :mod:`artiflow.prefect.mapping`). Caching is off by default
+    (``cache_policy=NO_CACHE``): a cached run would skip the function and record no lineage.
+    The specs are checked when the task is declared: an invalid name, type, alias or
+    reference raises ``artiflow.errors.InvalidName`` (or ``InvalidSpec``) here, not after a
+    run. The task run's log gets a line per input used, per output (new version or reused),
+    or that nothing was committed; a version whose content was already committed is not
+    mirrored again (no new Prefect artifact, no materialisation).
 
     Args:
         inputs: Parameter name to reference (``"raw-data:latest"``), :class:`Input`, or
@@ -165,7 +172,7 @@ def artifact_task(
         marked: Any = wrapper
         marked.__signature__ = step.exposed  # what Prefect binds calls against
         marked.__prefect_task_source__ = fn  # distinct task keys per wrapped function
-        return task(**task_kwargs)(marked)
+        return ArtifactTask(fn=marked, **task_kwargs)  # what task(**task_kwargs) builds, + map
 
     if __fn is not None:
         return decorate(__fn)
@@ -179,6 +186,17 @@ def _as_list(value: str | Path | Iterable[str | Path] | None) -> list[Any]:
     if isinstance(value, (str, Path)):
         return [value]
     return list(value)
+
+
+def _add_path(art: Artifact, source: str | Path) -> None:
+    """A local folder keeps its name (``pages/one.md``, as ``LogArtifactOperator(dirs=...)``
+    gives it); a local file or a URI goes in as :func:`~artiflow.orchestration.add_source`
+    adds it."""
+    path = Path(source)
+    if "://" not in str(source) and path.is_dir():
+        art.add_dir(path, name=path.resolve().name or None)
+    else:
+        add_source(art, source)
 
 
 @task(cache_policy=NO_CACHE)
@@ -197,7 +215,8 @@ def log_artifact(
     Args:
         name: The artifact name.
         type: The artifact type.
-        paths: Local files or directories (a directory keeps its relative layout).
+        paths: Local files or directories; a directory is added under its own name
+            (``paths=["pages"]`` gives ``pages/one.md``).
         references: URIs to track by reference (``s3://``, ``gs://``, ``https://``, ...).
         aliases: Aliases to set on the version.
         description: The version's description.
@@ -208,17 +227,20 @@ def log_artifact(
     Returns:
         The committed version's reference, ``"name:vN"``.
     """
+    target = shared_registry(load_source(registry))
     art = Artifact(name, type, description=description, metadata=metadata)
+    art.reference_options = target.reference_options  # read as the registry will read them
     for path in _as_list(paths):
-        add_source(art, Path(path))
+        _add_path(art, path)
     for uri in _as_list(references):
         art.add_reference(str(uri))
     identity = prefect_identity()
-    with open_prefect_step(shared_registry(load_source(registry)), identity) as run:
+    with open_prefect_step(target, identity) as run:
         run.log_artifact(art, aliases=list(aliases) or None)
-    versions = [VersionSummary.of(committed) for committed in run.committed()]
-    mirror_versions(versions, (), producer(identity, run.id))
-    return versions[0].qualified_name
+    (committed,) = run.committed()
+    if not committed.reused:  # an existing version is no news: nothing mirrored again
+        mirror_versions([VersionSummary.of(committed)], (), producer(identity, run.id))
+    return str(committed.qualified_name)
 
 
 @task(cache_policy=NO_CACHE)

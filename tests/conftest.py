@@ -4,7 +4,8 @@ Heavy test dependencies (boto3, moto, the GCS emulator, s3fs) are imported insid
 fixtures, so the Airflow and Prefect environments can load this file without them.
 
 - ``s3_server`` (session): a moto server; ``s3`` (function): reset, a versioned bucket and a
-  plain one, fsspec's ``s3`` defaults pointed at the server.
+  plain one, fsspec's ``s3`` defaults pointed at the server; ``bare_worker``: the same server
+  with no credentials anywhere in the environment.
 - ``gcs_server`` (session): gcp-storage-emulator; ``gcs`` (function): a fresh bucket, fsspec's
   ``gs``/``gcs`` defaults pointed at the emulator.
 - ``http_server`` (session): a stdlib HTTP server with strong ETags and Content-Length.
@@ -120,6 +121,29 @@ def s3(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Env]:
         yield S3Env(s3_server, S3_VERSIONED_BUCKET, S3_PLAIN_BUCKET, client, options)
     finally:
         s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.fixture
+def bare_worker(s3: S3Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> S3Env:
+    """The ``s3`` moto server, reachable only with explicit options (a worker with nothing in
+    its environment): no ``AWS_*`` credentials, no config files, no fsspec defaults for s3."""
+    import s3fs
+
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SECURITY_TOKEN",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delitem(fsspec.config.conf, "s3", raising=False)
+    s3fs.S3FileSystem.clear_instance_cache()
+    return s3
 
 
 # -- GCS (gcp-storage-emulator) -----------------------------------------------------------------

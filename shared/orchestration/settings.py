@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
-from ..config import redact_database_url, redact_url
+from ..config import check_reference_options, redact_database_url, redact_url
 from ..db import with_credentials
 from ..errors import InvalidArgument
 from ..registry import Registry
@@ -34,11 +34,14 @@ log = logging.getLogger(__name__)
 class RegistrySettings(TypedDict):
     """Keyword arguments of :class:`artiflow.Registry`; ``None`` falls back to the environment
     (``$ARTIFLOW_STORE``, ``$ARTIFLOW_DATABASE``, ``$ARTIFLOW_STORAGE_OPTIONS``, then
-    ``$ARTIFLOW_HOME``)."""
+    ``$ARTIFLOW_HOME``; ``$ARTIFLOW_REFERENCE_OPTIONS`` when ``reference_options`` is absent).
+    ``reference_options``: fsspec options by protocol for the references its artifacts add and
+    download (``{"s3": {...}, "gs": {...}}``), present only when configured."""
 
     store: str | None
     database: str | None
     storage_options: dict[str, Any] | None
+    reference_options: NotRequired[dict[str, dict[str, Any]]]
 
 
 def storage_options_from(value: object, where: str) -> dict[str, Any] | None:
@@ -62,27 +65,34 @@ def make_settings(
     *,
     login: str | None = None,
     password: str | None = None,
+    reference_options: object = None,
     where: str = "registry settings",
 ) -> RegistrySettings:
     """Settings from an orchestrator's fields: empty values are ``None``, credentials go into
-    the database URL, ``storage_options`` may be JSON text (``where`` names the source in
-    errors)."""
+    the database URL, ``storage_options`` and ``reference_options`` (options by protocol) may
+    be JSON text (``where`` names the source in errors)."""
     if database and (login or password):
         database = with_credentials(database, login, password)
-    return RegistrySettings(
+    settings = RegistrySettings(
         store=store or None,
         database=database or None,
         storage_options=storage_options_from(storage_options, where),
     )
+    by_protocol = check_reference_options(reference_options, f"{where}: reference_options")
+    if by_protocol:
+        settings["reference_options"] = by_protocol
+    return settings
 
 
 def describe(settings: RegistrySettings) -> str:
     """The settings without secrets, for logs: URLs redacted, option names only."""
     store, database = settings["store"], settings["database"]
+    refs = settings.get("reference_options")
     return (
         f"store={redact_url(store) if store else '<default>'} "
         f"database={redact_database_url(database) if database else '<default>'} "
         f"storage options={sorted(settings['storage_options'] or {})}"
+        + (f" reference options for {sorted(refs)}" if refs else "")
     )
 
 
@@ -93,6 +103,8 @@ def shared_registry(settings: RegistrySettings | None = None, **options: Any) ->
     whose own provider reports lineage).
     """
     chosen = settings or RegistrySettings(store=None, database=None, storage_options=None)
+    if "reference_options" in chosen:
+        options["reference_options"] = chosen["reference_options"]
     return Registry.shared(
         chosen["store"], chosen["database"], chosen["storage_options"], **options
     )

@@ -88,9 +88,9 @@ def _check_features(registry: artiflow.Registry, shards: int, flow_run_id: str |
         assert producer.pipeline_run == flow_run_id
     graph = registry.lineage("features:v0", direction="upstream", depth=1).to_dict()
     writers = sorted(n["label"] for n in graph["nodes"] if n["kind"] == "run")
-    assert writers == [
+    assert writers == [  # each mapped writer is told apart by its map index
         "prefect-parallel-writers/finish_features",
-        *["prefect-parallel-writers/write_shard"] * shards,
+        *[f"prefect-parallel-writers/write_shard[{i}]" for i in range(shards)],
     ]
     assert [v.version for v in registry.versions("features")] == ["v0"]
 

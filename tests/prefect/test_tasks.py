@@ -258,7 +258,8 @@ def test_a_type_mismatch_fails_before_the_function_runs() -> None:
 # ------------------------------------------------------------------------- the signature
 def test_the_task_signature_shows_references_not_artifacts() -> None:
     sig = inspect.signature(clean_up.fn)
-    assert list(sig.parameters) == ["raw"]
+    assert list(sig.parameters) == ["raw", "artiflow_map_index"]  # .map() fills the index
+    assert sig.parameters["artiflow_map_index"].default is None
     assert sig.parameters["raw"].kind is inspect.Parameter.KEYWORD_ONLY
     assert sig.parameters["raw"].default == "raw-data:latest"
     assert clean_up.fn.__wrapped__ is clean_up.fn.__prefect_task_source__
@@ -534,12 +535,12 @@ def test_explicit_log_and_use_tasks(registry: artiflow.Registry, tmp_path: Path)
             metadata={"rows": 1},
         )
         root = use_artifact(ref, type="dataset")
-        return ref, (Path(root) / "a.txt").read_text()
+        return ref, (Path(root) / "in" / "a.txt").read_text()
 
     ref, text = explicit()
     assert (ref, text) == ("explicit-data:v0", "A")
     art = registry.artifact("explicit-data:golden")
-    assert sorted(art.manifest.entries) == ["a.txt", "single.txt"]
+    assert sorted(art.manifest.entries) == ["in/a.txt", "single.txt"]  # a folder keeps its name
     assert art.logged_by().step == "log_artifact"  # type: ignore[union-attr]
     assert [r.step for r in art.used_by()] == ["use_artifact"]
 
