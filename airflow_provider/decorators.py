@@ -27,7 +27,11 @@ One decorator line turns a normal TaskFlow function into a task with lineage::
   same version back (content dedupe).
 * The task returns ``"name:vN"`` through XCom (a dict ``{output: "name:vN"}`` for several
   outputs, each also pushed under its own key), unless the function returned another value,
-  which is passed through.
+  which is passed through; the task log's ``Done. Returned value was: ...`` shows that XCom.
+  The log also has one line per input used and per output logged (``Logged model:v3 (12
+  files, 48.0 MiB, new version)`` or ``... reused v2``), or ``Nothing committed: ...``.
+* Names, types, aliases and references are checked when the DAG is parsed, and the templated
+  ones once rendered, before the function runs (:mod:`artiflow.airflow.declarations`).
 * Produced artifacts are outlets (``Asset(uri="artiflow://<name>")``, or an AssetAlias when the
   name is only known at run time) with the event extra ``{"version", "digest", "type"}``;
   inputs are inlets. An Asset with that URI the task already declares is used as is. A
@@ -149,7 +153,7 @@ class _ArtifactDecoratedOperator(ArtifactLineageMixin, DecoratedOperator, Python
         self._injected_names = injected
         self._accepts_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
         self._wants_path = {name for name in injected if wants_path(python_callable, name)}
-        self._injected: dict[str, Any] = {}
+        self._artiflow_step: tuple[Context, dict[str, Input], dict[str, Output]] | None = None
         _declare(self, specs, produced)
 
     def static_output_names(self) -> dict[str, str]:
@@ -165,24 +169,44 @@ class _ArtifactDecoratedOperator(ArtifactLineageMixin, DecoratedOperator, Python
         """The hook of ``artiflow_conn_id``."""
         return ArtifactHook(artiflow_conn_id=self.artiflow_conn_id)
 
-    def determine_kwargs(self, context: Mapping[str, Any]) -> Mapping[str, Any]:
-        return {**super().determine_kwargs(context), **self._injected}
-
     def execute(self, context: Context) -> Any:
+        # The specs as rendered, checked before anything runs or is written.
         inputs: dict[str, Input] = {k: parse_input(k, v) for k, v in self.inputs.items()}
         outputs: dict[str, Output] = {k: task_output(k, v) for k, v in self.outputs.items()}
+        self._artiflow_step = (context, inputs, outputs)
+        try:
+            return super().execute(context)
+        finally:
+            self._artiflow_step = None
+
+    def execute_callable(self) -> Any:
+        """Call the function as one artiflow step and return the task's XCom value.
+
+        PythonOperator logs what this returns (``Done. Returned value was: model:v3``), so the
+        whole step runs here: inputs used, the function called with the inputs and fresh
+        outputs, then its outputs logged and committed when the run's block exits.
+        """
+        if self._artiflow_step is None:  # called outside execute(): a plain call
+            return super().execute_callable()
+        context, inputs, outputs = self._artiflow_step
         downloads = {k for k, spec in inputs.items() if spec.download or k in self._wants_path}
         with self.hook.run(context, job_type=self.job_type) as run:
             self._artiflow_run = run
             call = StepCall(run, inputs, outputs)
             injected = call.use_inputs({}, downloads) | call.drafts
-            self._injected = {
-                k: v for k, v in injected.items() if k in self._injected_names or self._accepts_any
+            passed = self.op_kwargs
+            self.op_kwargs = {
+                **passed,
+                **{
+                    k: v
+                    for k, v in injected.items()
+                    if k in self._injected_names or self._accepts_any
+                },
             }
             try:
-                returned = super().execute(context)
+                returned = super().execute_callable()
             finally:
-                self._injected = {}
+                self.op_kwargs = passed
             call.commit(returned)  # the body succeeded: only now are the outputs logged
         return call.result(returned)
 

@@ -5,13 +5,19 @@ its artiflow run identity, :func:`run_scope` names its DAG run (the scope of the
 distributed id). :class:`TaskRun` is the :class:`~artiflow.orchestration.StepRun` of one task
 instance; once the step has committed it reports the versions to Airflow:
 
-* as asset events with the extra ``{"version", "digest", "type"}`` for every produced artifact
-  whose Asset (``artiflow://<name>``) the task declared as an outlet, or through an artiflow
-  AssetAlias the task declared when the name was only known at run time. A log deduplicated to
-  an existing version (``artifact.reused``) announces nothing: no new data landed, so DAGs
-  scheduled on the asset must not run again;
+* as asset events with the extra ``{"version", "digest", "type"}`` for every produced artifact:
+  on its Asset (``artiflow://<name>``) when the task declared it as an outlet, else through the
+  task's artiflow AssetAlias (``artiflow:<dag_id>.<task_id>``), declared at parse time when a
+  name is only known at run time, or added to the running task's outlets when the task
+  declared nothing for it (a plain ``@task`` using :meth:`ArtifactHook.run`). Airflow takes the
+  outlets of a finished task from the task object that ran, so a run-time alias is honoured
+  and creates the Asset if no DAG declares it. A log deduplicated to an existing version
+  (``artifact.reused``) announces nothing: no new data landed, so DAGs scheduled on the asset
+  must not run again;
 * to the hook lineage collector (``get_hook_lineage_collector()``), which the OpenLineage
-  provider reads for tasks without an extractor of their own.
+  provider reads for tasks without an extractor of their own;
+* in the task log, one line per input used and per output committed, or that nothing was
+  committed (:meth:`TaskRun.say`, lines from :mod:`artiflow.orchestration.report`).
 
 Operators additionally return the same versions from ``get_openlineage_facets_on_complete``
 (:class:`ArtifactLineageMixin`).
@@ -26,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, AssetAlias
 
-from artiflow.airflow.assets import artifact_asset, declared_asset
+from artiflow.airflow.assets import artifact_alias, artifact_asset, declared_asset
 from artiflow.naming import artifact_uri
 from artiflow.openlineage import input_dataset, output_dataset
 from artiflow.orchestration import StepRun, event_extra
@@ -131,6 +137,11 @@ class TaskRun(StepRun):
         """The OpenLineage namespace of this registry's artifacts."""
         return self.run.registry.lineage_namespace
 
+    def say(self, line: str, level: int = logging.INFO) -> None:
+        """Write one of the step's lines (inputs used, outputs logged, nothing committed) to
+        the task log."""
+        log.log(level, "%s", line)
+
     def report(self) -> None:
         """Report used and produced versions as asset events and to the hook lineage collector.
 
@@ -146,6 +157,7 @@ class TaskRun(StepRun):
         if outlet_events is None or task is None:
             return
         outlets = list(getattr(task, "outlets", None) or [])
+        fresh = []
         for artifact in produced:
             if artifact.reused:
                 log.info(
@@ -153,12 +165,20 @@ class TaskRun(StepRun):
                     artifact.qualified_name,
                 )
             else:
-                _announce(outlet_events, outlets, artifact)
+                fresh.append(artifact)
+        alias = _artiflow_alias(outlets)
+        if alias is None and any(_undeclared(outlets, a) for a in fresh):
+            # Nothing declared for it at parse time (a plain @task using the hook): the task's
+            # alias, added to the running task's outlets, which Airflow reads when it succeeds.
+            alias = artifact_alias(task.dag_id, task.task_id)
+            outlets.append(alias)
+        for artifact in fresh:
+            _announce(outlet_events, outlets, alias, artifact)
         # Airflow records an event for every Asset outlet of a successful task, touched or not:
         # drop the outlets whose artifact got no new version from this task instance's outlets.
+        # (A new list: the running task is a shallow copy of the DAG's task.)
         unchanged = _unchanged_uris(produced)
-        if unchanged:
-            task.outlets = [o for o in outlets if not (isinstance(o, Asset) and o.uri in unchanged)]
+        task.outlets = [o for o in outlets if not (isinstance(o, Asset) and o.uri in unchanged)]
 
     def _report_hook_lineage(self, produced: list[Artifact]) -> None:
         collector = _hook_lineage_collector()
@@ -179,26 +199,29 @@ class TaskRun(StepRun):
             )
 
 
-def _announce(outlet_events: Any, outlets: Sequence[object], artifact: Artifact) -> None:
-    """The asset event of a new version: on the outlet the task declared for it, else through
-    the task's artiflow alias (its name was only known at run time)."""
-    uri = artifact_uri(artifact.name)
-    extra = event_extra(artifact)
-    declared = declared_asset(outlets, uri)
-    alias = next(
+def _artiflow_alias(outlets: Sequence[object]) -> AssetAlias | None:
+    """The artiflow AssetAlias among a task's outlets, if it declares one."""
+    return next(
         (o for o in outlets if isinstance(o, AssetAlias) and o.name.startswith("artiflow:")), None
     )
+
+
+def _undeclared(outlets: Sequence[object], artifact: Artifact) -> bool:
+    """Whether the task declares no Asset for ``artifact``."""
+    return declared_asset(outlets, artifact_uri(artifact.name)) is None
+
+
+def _announce(
+    outlet_events: Any, outlets: Sequence[object], alias: AssetAlias | None, artifact: Artifact
+) -> None:
+    """The asset event of a new version: on the outlet the task declared for it, else through
+    the task's artiflow alias."""
+    extra = event_extra(artifact)
+    declared = declared_asset(outlets, artifact_uri(artifact.name))
     if declared is not None:
         outlet_events[declared].extra.update(extra)
     elif alias is not None:
         outlet_events[alias].add(artifact_asset(artifact.name), extra=extra)
-    else:
-        log.info(
-            "No asset event for %s: the task declares neither Asset(uri=%r) nor an "
-            "artiflow AssetAlias among its outlets",
-            artifact.qualified_name,
-            uri,
-        )
 
 
 def _unchanged_uris(produced: Sequence[Artifact]) -> set[str]:

@@ -4,7 +4,10 @@ Every operator reaches the registry through :class:`~artiflow.airflow.hooks.Arti
 (``self.hook``), opens one registry run identified by the task instance, and returns a small
 XCom value (plain strings and dicts). Produced artifacts are declared as outlets at parse time
 (``Asset(uri="artiflow://<name>")``, or an AssetAlias when the name is templated), consumed ones
-as inlets.
+as inlets. Names, types, aliases and references are checked when the operator is built, and the
+templated ones once rendered, before any file is read
+(:func:`~artiflow.airflow.declarations.check_arguments`). The task log gets one line per input
+used and per version logged, or that nothing was committed (:meth:`ArtifactHook.run`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from airflow.sdk import BaseOperator
 
 import artiflow
 from artiflow.airflow.assets import declare_assets
+from artiflow.airflow.declarations import check_arguments
 from artiflow.airflow.hooks import ArtifactHook
 from artiflow.airflow.lineage import ArtifactLineageMixin
 from artiflow.errors import InvalidArgument
@@ -59,6 +63,11 @@ class _ArtifactOperator(ArtifactLineageMixin, BaseOperator):
     def hook(self) -> ArtifactHook:
         """The hook of ``artiflow_conn_id``."""
         return ArtifactHook(artiflow_conn_id=self.artiflow_conn_id)
+
+    @property
+    def described(self) -> str:
+        """How errors name this task: ``LogArtifactOperator 'log_raw'``."""
+        return f"{type(self).__name__} {self.task_id!r}"
 
 
 class LogArtifactOperator(_ArtifactOperator):
@@ -125,6 +134,7 @@ class LogArtifactOperator(_ArtifactOperator):
         self.metadata = metadata
         self.description = description
         self.aliases = aliases
+        check_arguments(self.described, name=name, type=type, aliases=aliases)
         declare_assets(self, inputs=(), outputs=[name])
 
     def build_artifact(self) -> artiflow.Artifact:
@@ -132,6 +142,8 @@ class LogArtifactOperator(_ArtifactOperator):
         artifact = artiflow.Artifact(
             self.name, self.type, description=self.description, metadata=self.metadata
         )
+        # references are read with the connection's options, as their downloads will be
+        artifact.reference_options = self.hook.get_registry().reference_options
         for entry, path in _pairs(self.files, "files"):
             artifact.add_file(path, name=entry)
         for entry, path in _pairs(self.dirs, "dirs"):
@@ -141,11 +153,13 @@ class LogArtifactOperator(_ArtifactOperator):
         return artifact
 
     def execute(self, context: Context) -> str:
+        check_arguments(
+            self.described, later=None, name=self.name, type=self.type, aliases=self.aliases
+        )
         artifact = self.build_artifact()
         with self.hook.run(context) as run:
             self._artiflow_run = run
             run.log_artifact(artifact, aliases=list(self.aliases or []) or None)
-        self.log.info("Logged %s (%d entries)", artifact.qualified_name, len(artifact.manifest))
         return str(artifact.qualified_name)
 
 
@@ -180,9 +194,11 @@ class UseArtifactOperator(_ArtifactOperator):
         self.type = type
         self.download = download
         self.download_dir = download_dir
+        check_arguments(self.described, ref=ref, type=type)
         declare_assets(self, inputs=[ref], outputs=())
 
     def execute(self, context: Context) -> dict[str, Any]:
+        check_arguments(self.described, later=None, ref=self.ref, type=self.type)
         with self.hook.run(context) as run:
             self._artiflow_run = run
             artifact = run.use_artifact(self.ref, type=self.type)
@@ -199,7 +215,8 @@ class UseArtifactOperator(_ArtifactOperator):
             "path": str(path) if path is not None else None,
         }
         context["ti"].xcom_push(key="ref", value=ref)
-        self.log.info("Using %s%s", ref, f" at {path}" if path else "")
+        if path is not None:
+            self.log.info("Downloaded %s to %s", ref, path)
         return result
 
 
@@ -248,9 +265,13 @@ class FinishArtifactOperator(_ArtifactOperator):
         self.aliases = aliases
         self.description = description
         self.metadata = metadata
+        check_arguments(self.described, name=name, type=type, aliases=aliases)
         declare_assets(self, inputs=(), outputs=[name])
 
     def execute(self, context: Context) -> str:
+        check_arguments(
+            self.described, later=None, name=self.name, type=self.type, aliases=self.aliases
+        )
         artifact = artiflow.Artifact(
             self.name, self.type, description=self.description, metadata=self.metadata
         )
@@ -261,5 +282,4 @@ class FinishArtifactOperator(_ArtifactOperator):
                 distributed_id=self.distributed_id or None,
                 aliases=list(self.aliases or []) or None,
             )
-        self.log.info("Finished %s", finished.qualified_name)
         return str(finished.qualified_name)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowException
 
+from artiflow.airflow.declarations import check_arguments
 from artiflow.airflow.hooks import ArtifactHook
 from artiflow.airflow.triggers import ArtifactTrigger, check_moved
 
@@ -37,7 +38,8 @@ class ArtifactSensor(BaseSensorOperator):
             poke_interval=300,
         )
 
-    :param ref: ``name`` (any version: its latest), ``name:alias`` or ``name:vN``. (templated)
+    :param ref: ``name`` (any version: its latest), ``name:alias`` or ``name:vN``; checked when
+        the sensor is built, or once rendered when templated. (templated)
     :param moved_from: succeed only once ``ref`` points at another version than this one
         (``"v3"`` or ``"name:v3"``). (templated)
     :param artiflow_conn_id: the ``artiflow`` connection (default ``artiflow_default``).
@@ -62,6 +64,7 @@ class ArtifactSensor(BaseSensorOperator):
         self.moved_from = moved_from
         self.artiflow_conn_id = artiflow_conn_id
         self.deferrable = deferrable
+        check_arguments(f"ArtifactSensor {self.task_id!r}", ref=ref)
 
     @cached_property
     def hook(self) -> ArtifactHook:
@@ -77,6 +80,7 @@ class ArtifactSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=found)
 
     def execute(self, context: Context) -> Any:
+        check_arguments(f"ArtifactSensor {self.task_id!r}", later=None, ref=self.ref)
         if not self.deferrable:
             return super().execute(context)
         found = check_moved(self.hook, self.ref, self.moved_from or None)

@@ -6,7 +6,9 @@ Airflow's ``@task.artifact`` and Prefect's ``artifact_task`` describe a step the
     outputs={"clean": "dataset"}             # or {"type": ..., "name": ..., "aliases": [...]}
 
 This module holds that shared part: the :class:`Input` and :class:`Output` specs and their
-parsing, whether a parameter wants a downloaded directory (:func:`wants_path`), the fresh output
+parsing and validation (:func:`check_input`, :func:`check_output`: names, types, aliases and
+references are checked when the step is declared, not after its function ran), whether a
+parameter wants a downloaded directory (:func:`wants_path`), the fresh output
 artifacts (:func:`draft_outputs`), filling them from the function's return value
 (:func:`absorb_return`, :func:`add_source`) and the check that none is left empty
 (:func:`require_filled`). Running the step, passing references between tasks and reporting to
@@ -24,19 +26,24 @@ from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 from ..artifact import Artifact
-from ..errors import EmptyOutput, InvalidSpec
+from ..errors import EmptyOutput, InvalidName, InvalidSpec
+from ..naming import check_alias, check_name, check_type, parse_ref
 
 __all__ = [
     "EmptyOutput",
     "Input",
     "InputSpec",
     "InvalidSpec",
+    "Later",
     "Output",
     "OutputSpec",
     "absorb_return",
     "add_source",
     "check_distinct",
+    "check_input",
     "check_keys",
+    "check_output",
+    "check_value",
     "draft_outputs",
     "parse_input",
     "parse_output",
@@ -104,7 +111,68 @@ InputSpec: TypeAlias = str | Input | Mapping[str, Any]
 OutputSpec: TypeAlias = str | Output | Mapping[str, Any]
 """An ``outputs`` entry: a type, an :class:`Output`, or a dict of :class:`Output` fields."""
 
+Later: TypeAlias = Callable[[object], bool]
+"""Whether a spec value is only known later (an Airflow template or XCom, rendered before the
+step runs): such values are checked once they are known, when the spec is parsed again."""
+
 _DISTRIBUTED = ("upsert", "finish")
+
+
+def check_value(
+    where: str, check: Callable[[Any], object], value: object, later: Later | None = None
+) -> None:
+    """Run one naming check (:func:`artiflow.naming.check_name`, ``check_type``,
+    ``check_alias``, ``parse_ref``) on ``value``, unless it is ``None`` or known only later.
+
+    Raises:
+        InvalidName: ``value`` is refused; the message starts with ``where`` (``"output
+            'model'"``), so the user sees which declaration is wrong.
+    """
+    if value is None or (later is not None and later(value)):
+        return
+    try:
+        check(value)
+    except InvalidName as err:
+        raise InvalidName(f"{where}: {err}") from err
+
+
+def check_input(param: str, spec: Input, *, later: Later | None = None) -> Input:
+    """Return ``spec`` once its reference and type are valid.
+
+    Args:
+        param: The parameter the input is declared for (named in the error).
+        spec: The input.
+        later: Values it says are known only later are skipped (checked when rendered).
+
+    Raises:
+        InvalidName: The reference is not ``name``, ``name:alias`` or ``name:vN``, or the
+            type is not a valid artifact type.
+    """
+    where = f"input {param!r}"
+    check_value(where, parse_ref, spec.ref, later)
+    check_value(where, check_type, spec.type, later)
+    return spec
+
+
+def check_output(param: str, spec: Output, *, later: Later | None = None) -> Output:
+    """Return ``spec`` once its artifact name (the parameter's when it has none), its type and
+    its aliases are valid.
+
+    Args:
+        param: The parameter the output is declared for (its default name).
+        spec: The output.
+        later: Values it says are known only later are skipped (checked when rendered).
+
+    Raises:
+        InvalidName: The name, the type or an alias is invalid (``latest`` and ``v<N>`` are
+            reserved aliases).
+    """
+    where = f"output {param!r}"
+    check_value(where, check_name, param if spec.name is None else spec.name, later)
+    check_value(where, check_type, spec.type, later)
+    for alias in spec.aliases:
+        check_value(where, check_alias, alias, later)
+    return spec
 
 
 def check_keys(spec_type: type[Input] | type[Output], param: str, spec: Mapping[str, Any]) -> None:
@@ -129,17 +197,23 @@ def check_distinct(inputs: Collection[str], outputs: Collection[str], *others: s
         )
 
 
-def parse_input(param: str, spec: InputSpec) -> Input:
-    """The :class:`Input` of one ``inputs`` entry.
+def parse_input(param: str, spec: InputSpec, *, later: Later | None = None) -> Input:
+    """The :class:`Input` of one ``inputs`` entry, checked (:func:`check_input`).
+
+    Args:
+        param: The parameter the entry is declared for.
+        spec: The entry.
+        later: Values it says are known only later are not checked yet (Airflow templates).
 
     Raises:
         InvalidSpec: ``spec`` is not a reference, an :class:`Input` or a dict of its fields
             with a string ``ref``.
+        InvalidName: Its reference or type is invalid.
     """
     if isinstance(spec, Input):
-        return spec
+        return check_input(param, spec, later=later)
     if isinstance(spec, str):
-        return Input(spec)
+        return check_input(param, Input(spec), later=later)
     if isinstance(spec, Mapping):
         check_keys(Input, param, spec)
         ref = spec.get("ref")
@@ -147,20 +221,26 @@ def parse_input(param: str, spec: InputSpec) -> Input:
             raise InvalidSpec(
                 f"input {param!r}: the reference must be a string like 'name:v3', got {ref!r}"
             )
-        return Input(**spec)
+        return check_input(param, Input(**spec), later=later)
     raise InvalidSpec(
         f"input {param!r} must be a reference string, an Input or "
         f'{{"ref": ..., "type": ..., "download": ...}}, got {spec!r}'
     )
 
 
-def parse_output(param: str, spec: OutputSpec) -> Output:
-    """The :class:`Output` of one ``outputs`` entry.
+def parse_output(param: str, spec: OutputSpec, *, later: Later | None = None) -> Output:
+    """The :class:`Output` of one ``outputs`` entry, checked (:func:`check_output`).
+
+    Args:
+        param: The parameter the entry is declared for (the default artifact name).
+        spec: The entry.
+        later: Values it says are known only later are not checked yet (Airflow templates).
 
     Raises:
         InvalidSpec: ``spec`` is not a type, an :class:`Output` or a dict of its fields with
             a string ``type``; or its ``aliases`` is one string, or ``distributed`` is not
             ``True``, ``False``, ``None``, ``"upsert"`` or ``"finish"``.
+        InvalidName: Its name, type or an alias is invalid.
     """
     if isinstance(spec, Output):
         out = spec
@@ -183,7 +263,7 @@ def parse_output(param: str, spec: OutputSpec) -> Output:
             f"output {param!r}: distributed must be True, False, 'upsert' or 'finish', "
             f"got {out.distributed!r}"
         )
-    return out
+    return check_output(param, out, later=later)
 
 
 def wants_path(fn: Callable[..., Any], param: str) -> bool:

@@ -4,6 +4,9 @@ An orchestrator step is one atomic artiflow run (:func:`open_step`): every versi
 committed in one transaction when the step's function succeeded, none when anything fails, so
 a failed try commits nothing. :class:`StepRun` records what the step used and produced (what
 the orchestrator then reports) and knows the default distributed id its parallel writers share.
+It also writes the step's log lines (:mod:`.report`): one per input used, one per output
+committed (new version or reused), and one saying that nothing was committed when the step
+fails; each integration sends them to its task log by overriding :meth:`StepRun.say`.
 :class:`StepCall` is one call of a decorated function: resolve the inputs, draft the outputs,
 absorb the function's return, log/upsert/finish the outputs, and give back the references.
 
@@ -14,6 +17,7 @@ OpenLineage; Prefect: UI artifacts and asset events).
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,8 +26,10 @@ from typing import Any, TypeVar
 
 from ..artifact import Artifact
 from ..errors import DistributedError, InvalidSpec
+from ..formatting import format_size
 from ..registry import Registry
 from ..run import Run
+from .report import input_line, nothing_committed_line, output_line
 from .specs import Input, Output, absorb_return, draft_outputs, require_filled
 
 __all__ = ["StepCall", "StepRun", "default_distributed_id", "open_step", "ref_of"]
@@ -70,16 +76,32 @@ class StepRun:
         self.scope = tuple(scope)
         self.used: list[Artifact] = []
         self.produced: list[Artifact] = []
+        self.stored_at_once: list[str] = []
 
     @property
     def id(self) -> str:
         """The artiflow run id."""
         return self.run.id
 
+    def say(self, line: str, level: int = logging.INFO) -> None:
+        """Write one line to the step's log. The base class writes nowhere: an integration
+        overrides it to reach its orchestrator's task log (Airflow: the task's log)."""
+
+    def failure_line(self, error: BaseException) -> str:
+        """The log line of a failed step: nothing committed, or (when distributed parts or
+        versions were stored at once, before the failure) what stays."""
+        if not self.stored_at_once:
+            return nothing_committed_line(error)
+        return (
+            f"The step failed ({type(error).__name__}: {error}); the versions it logged were not "
+            f"committed, but what it stored at once stays: {', '.join(self.stored_at_once)}"
+        )
+
     def use_artifact(self, ref: str, type: str | None = None) -> Artifact:
-        """Resolve ``ref`` and record it as an input of this step."""
+        """Resolve ``ref`` and record it as an input of this step (logged: :meth:`say`)."""
         artifact = self.run.use_artifact(ref, type=type)
         self.used.append(artifact)
+        self.say(input_line(artifact))
         return artifact
 
     def log_artifact(self, artifact: Artifact, aliases: Sequence[str] | None = None) -> Artifact:
@@ -101,7 +123,14 @@ class StepRun:
         """Add ``artifact`` as one part of a distributed artifact, now (not deferred to the end
         of the step); the id defaults to :meth:`distributed_id`."""
         did = distributed_id or self.distributed_id(artifact.name)
-        return self.run.upsert_artifact(artifact, distributed_id=did)
+        part = self.run.upsert_artifact(artifact, distributed_id=did)
+        self.stored_at_once.append(f"a part of {artifact.name} ({did})")
+        files = artifact.file_count
+        self.say(
+            f"Added a part of {artifact.name} under distributed id {did} "
+            f"({files} {'file' if files == 1 else 'files'}, {format_size(artifact.size)})"
+        )
+        return part
 
     def finish_artifact(
         self,
@@ -113,6 +142,7 @@ class StepRun:
         did = distributed_id or self.distributed_id(artifact.name)
         finished = self.run.finish_artifact(artifact, distributed_id=did, aliases=aliases)
         self.produced.append(finished)
+        self.stored_at_once.append(str(finished.qualified_name))
         return finished
 
     def committed(self) -> list[Artifact]:
@@ -136,10 +166,24 @@ def open_step(
     """An atomic run for one step (see the module docstring); ``identity`` holds the run
     identity keys of :meth:`artiflow.Registry.run` (``None`` values are left out). ``step``
     builds what the block receives from the run and the scope: an integration passes its
-    :class:`StepRun` subclass (or a factory of one) to add its own reporting."""
+    :class:`StepRun` subclass (or a factory of one) to add its own reporting.
+
+    The step's log (:meth:`StepRun.say`) gets one line per committed output once the block
+    exits cleanly, or the :meth:`StepRun.failure_line` when anything in it, or the commit,
+    fails (the error is re-raised)."""
     keys = {k: v for k, v in identity.items() if v is not None}
-    with registry.run(atomic=True, **keys) as run:
-        yield step(run, scope)
+    opened: S | None = None
+    try:
+        with registry.run(atomic=True, **keys) as run:
+            opened = step(run, scope)
+            yield opened
+    except BaseException as err:
+        if opened is not None and not isinstance(err, GeneratorExit):
+            opened.say(opened.failure_line(err), logging.WARNING)
+        raise
+    if opened is not None:
+        for artifact in opened.committed():
+            opened.say(output_line(artifact))
 
 
 class StepCall:
@@ -156,6 +200,8 @@ class StepCall:
         self.inputs = dict(inputs)
         self.outputs = dict(outputs)
         self.drafts = draft_outputs(self.outputs)
+        for draft in self.drafts.values():  # references are added as the registry reads them
+            draft.reference_options = run.run.registry.reference_options
         self.absorbed = False
         self._parts: dict[str, str] = {}
 
