@@ -11,7 +11,7 @@ export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT := false
 # pytest exits 5 when a suite collects no test; that is not a failure of the suite.
 PYTEST = rc=0; $(1)/bin/python -m pytest $(2) || rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
-.PHONY: demo test test-core test-airflow test-prefect lint imports uv
+.PHONY: demo test test-core test-airflow test-prefect bench-smoke lint imports uv
 
 uv:
 	@test -x "$(UV)" || python3 -m pip install --user --quiet uv
@@ -55,4 +55,19 @@ test-airflow: .venv-airflow
 test-prefect: .venv-prefect
 	@$(call PYTEST,.venv-prefect,tests/prefect)
 
-test: lint test-core test-airflow test-prefect
+# Every benchmark once in its tiny --smoke mode, so none of them rots: bench_airflow_* in
+# .venv-airflow, bench_prefect_* in .venv-prefect (its ephemeral server may start slowly on a
+# fresh machine), every other one in .venv. Each prints its ratio lines and how long it took.
+bench-smoke: .venv .venv-airflow .venv-prefect
+	@set -e; for script in benchmarks/bench_*.py; do \
+	  case $$(basename $$script) in \
+	    bench_airflow_*) venv=.venv-airflow ;; \
+	    bench_prefect_*) venv=.venv-prefect ;; \
+	    *) venv=.venv ;; \
+	  esac; \
+	  echo "== $$venv/bin/python $$script --smoke"; start=$$(date +%s); \
+	  PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120 $$venv/bin/python $$script --smoke; \
+	  echo "== $$script: smoke run took $$(( $$(date +%s) - start )) s"; \
+	done
+
+test: lint test-core test-airflow test-prefect bench-smoke

@@ -23,7 +23,13 @@ The wandb virtualenv (default ``/tmp/wandb-venv``) is created when missing::
     uv venv /tmp/wandb-venv --python python3.11
     uv pip install --python /tmp/wandb-venv 'wandb==0.31.*'
 
+It finds ``uv`` on the ``PATH`` or where ``make`` installs it (``~/.local/bin/uv``).
+
 Run: ``.venv/bin/python benchmarks/bench_add_dir.py [--reps 5] [--only a|b] [--no-wandb]``
+
+``--smoke`` adds two tiny trees (200 x 1 KiB, 4 x 256 KiB) in a temporary folder, three times,
+without wandb, and prints the ratios without judging them: ``make bench-smoke`` runs it so the
+script keeps working.
 
 The ratios are only meaningful on an otherwise idle machine: (b) needs both cores free.
 """
@@ -50,6 +56,10 @@ DEFAULT_WANDB_VENV = Path("/tmp/wandb-venv")
 TREES: dict[str, dict[str, int | str]] = {
     "a": {"label": "10,000 x 1 KiB", "files": 10_000, "size": 1 << 10, "dirs": 20},
     "b": {"label": "20 x 50 MiB", "files": 20, "size": 50 << 20, "dirs": 1},
+}
+SMOKE_TREES: dict[str, dict[str, int | str]] = {
+    "a": {"label": "200 x 1 KiB", "files": 200, "size": 1 << 10, "dirs": 4},
+    "b": {"label": "4 x 256 KiB", "files": 4, "size": 256 << 10, "dirs": 1},
 }
 
 WANDB_SCRIPT = r"""
@@ -180,13 +190,25 @@ def wandb_add_dir(python: Path, tree: Path, scratch: Path, expected: int) -> flo
         shutil.rmtree(work, ignore_errors=True)
 
 
+def find_uv() -> str:
+    """``uv`` on the ``PATH``, else where ``make`` installs it (``pip install --user uv``)."""
+    found = shutil.which("uv") or shutil.which("uv", path=str(Path.home() / ".local" / "bin"))
+    if found is None:
+        raise SystemExit(
+            "the wandb contender needs uv to create its virtualenv: run `make demo` (it installs "
+            "uv) or `python3 -m pip install --user uv`, or pass --no-wandb"
+        )
+    return found
+
+
 def ensure_wandb(venv: Path) -> Path:
     python = venv / "bin" / "python"
     if python.exists():
         return python
     print(f"creating {venv} with wandb 0.31 ...", flush=True)
-    subprocess.run(["uv", "venv", str(venv), "--python", "python3.11"], check=True)
-    subprocess.run(["uv", "pip", "install", "--python", str(venv), "wandb==0.31.*"], check=True)
+    uv = find_uv()
+    subprocess.run([uv, "venv", str(venv), "--python", "python3.11"], check=True)
+    subprocess.run([uv, "pip", "install", "--python", str(venv), "wandb==0.31.*"], check=True)
     return python
 
 
@@ -233,25 +255,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--wandb-venv", type=Path, default=DEFAULT_WANDB_VENV)
     parser.add_argument("--no-wandb", action="store_true", help="skip the wandb contender")
+    parser.add_argument("--smoke", action="store_true", help="tiny trees, no wandb: check it runs")
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(REPO))
+    trees = SMOKE_TREES if args.smoke else TREES
+    if args.smoke:  # a throw-away data folder, nothing downloaded
+        args.reps, args.no_wandb = 3, True
+        args.data_dir = Path(tempfile.mkdtemp(prefix="artiflow-bench-smoke-"))
     wandb_python = None if args.no_wandb else ensure_wandb(args.wandb_venv)
     args.data_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="artiflow-bench-", dir=args.data_dir))
     medians: dict[str, dict[str, float]] = {}
     try:
-        for key in [args.only] if args.only else sorted(TREES):
-            tree = generate(args.data_dir, TREES[key])
-            print(f"({key}) {TREES[key]['label']}: {args.reps} repetitions", flush=True)
+        for key in [args.only] if args.only else sorted(trees):
+            tree = generate(args.data_dir, trees[key])
+            print(f"({key}) {trees[key]['label']}: {args.reps} repetitions", flush=True)
             medians[key] = bench_tree(key, tree, args.reps, wandb_python, scratch)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(args.data_dir if args.smoke else scratch, ignore_errors=True)
 
     print(f"\nmedians of {args.reps} (seconds), {os.cpu_count()} CPUs:")
     for key, m in medians.items():
         row = "  ".join(f"{k} {v:.4f}" for k, v in m.items())
-        print(f"  ({key}) {TREES[key]['label']:>15}: {row}")
+        print(f"  ({key}) {trees[key]['label']:>15}: {row}")
     checks: list[tuple[str, float, str, float]] = []
     a, b = medians.get("a"), medians.get("b")
     if a and "wandb" in a:
@@ -268,13 +295,13 @@ def main(argv: list[str] | None = None) -> int:
             ("(a) artiflow cold / serial-md5 (info)", a["cold"] / a["serial-md5"], ">=", 0)
         )
     failed = False
-    print("\nratios:")
+    print("\nratios:" + (" (smoke: tiny trees, not judged)" if args.smoke else ""))
     for label, value, op, target in checks:
         ok = value >= target if op == ">=" else value <= target
         failed |= not ok
         goal = f"target {op} {target}" if target else "no target"
         print(f"  {label:<40} {value:8.2f}   {goal:<14} {'ok' if ok else 'MISSED'}")
-    return 1 if failed else 0
+    return 1 if failed and not args.smoke else 0
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@ Usage::
     .venv-airflow/bin/python benchmarks/bench_airflow_task.py [--tasks 10] [--size-kb 256]
 
 Target: under 150 ms per task. Runs on a throw-away AIRFLOW_HOME (SQLite) and ARTIFLOW_HOME.
+
+``--smoke`` runs one task pair of 4 KiB once after the warm-up and prints the overhead without
+judging it: ``make bench-smoke`` runs it so the script keeps working.
 """
 
 from __future__ import annotations
@@ -129,7 +132,10 @@ def main() -> int:
     parser.add_argument("--size-kb", type=int, default=256, help="file size each task writes")
     parser.add_argument("--runs", type=int, default=2, help="measured DAG runs (after warm-up)")
     parser.add_argument("--openlineage", action="store_true", help="emit OpenLineage events")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: check it runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.tasks, args.size_kb, args.runs = 1, 4, 1
 
     home = Path(tempfile.mkdtemp(prefix="artiflow-bench-airflow-"))
     try:
@@ -168,8 +174,9 @@ def main() -> int:
             f"overhead per task    median {overhead:7.1f} ms, mean {mean_overhead:.1f} ms "
             f"({args.size_kb} KiB file, OpenLineage {'on' if args.openlineage else 'off'}); "
             f"target < {TARGET_MS:.0f} ms: {'PASS' if overhead < TARGET_MS else 'FAIL'}"
+            + (" (smoke: not judged)" if args.smoke else "")
         )
-        return 0 if overhead < TARGET_MS else 1
+        return 0 if overhead < TARGET_MS or args.smoke else 1
     finally:
         if args.openlineage:  # let the DAG-run event workers finish before the DB goes away
             from airflow.providers.openlineage.plugins.listener import get_openlineage_listener

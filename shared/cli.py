@@ -16,19 +16,16 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table as RichTable
-from rich.text import Text
 
 from . import config
+from .cli_format import FORMATS, dumps, ls_json, ls_table, show_json, show_tables, size
 from .errors import ArtiflowError, InvalidMetadata
-from .formatting import SHORT_UNITS, format_size
 from .registry import Registry
 from .version import __version__
 
@@ -78,15 +75,7 @@ def _console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, width=120 if wide else None)
 
 
-def _size(n: int | None) -> str:
-    return format_size(n, SHORT_UNITS)
-
-
-def _when(value: datetime | None) -> str:
-    return "-" if value is None else value.astimezone().strftime("%Y-%m-%d %H:%M")
-
-
-def _parse_size(text: str) -> int:
+def _parsesize(text: str) -> int:
     raw = text.strip().upper().removesuffix("B").removesuffix("I")
     unit = raw[-1:] if raw[-1:] in _UNITS and raw[-1:] else ""
     number = raw[: -len(unit)] if unit else raw
@@ -110,39 +99,40 @@ def main(verbose: bool) -> None:
 
 
 # ---------------------------------------------------------------------------------- ls / show
+def _format_option(fn: F) -> F:
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="table for people, json for programs.",
+    )(fn)
+
+
 @main.command("ls")
 @click.argument("name", required=False)
+@_format_option
 @_registry_options
-def ls_command(name: str | None, store: str | None, database: str | None) -> None:
-    """List artifacts, or the versions of NAME."""
-    console = _console()
+def ls_command(name: str | None, fmt: str, store: str | None, database: str | None) -> None:
+    """List artifacts, or the versions of NAME (each with its producing runs and status)."""
     with _open(store, database) as reg:
+        counts: dict[str, int] | None = None
         if name is None:
             names = reg.names()
             counts = {n: count for n, _, count in names}
             records = [reg.meta.find(n) for n, _, count in names if count]
-            head = ["artifact", "type", "versions", "latest", "size", "files", "created"]
         else:
             records = reg.meta.versions(name)
-            head = ["version", "aliases", "size", "files", "created"]
-        if not records:
-            console.print(f"no artifacts in {reg.meta.safe_url}")
-            return
         made_by = reg.meta.producers([r.id for r in records])
         aliases = reg.meta.aliases_for([r.id for r in records])
-    table = RichTable()
-    for i, column in enumerate([*head, "producer"] + (["digest"] if name else [])):
-        table.add_column(column, no_wrap=i == 0)
-    for r in records:
-        first = (
-            [r.name, r.type, str(counts[r.name]), r.version]
-            if name is None
-            else [r.version, ", ".join(aliases[r.id])]
-        )
-        runs = ", ".join(sorted({run.label for run in made_by[r.id]})) or "-"
-        rest = [_size(r.size), str(r.file_count), _when(r.created_at), runs]
-        table.add_row(*first, *rest, *([r.digest[:12]] if name else []))
-    console.print(table)
+        where = reg.meta.safe_url
+    if fmt == "json":
+        click.echo(dumps(ls_json(records, counts, made_by, aliases)), nl=False)
+    elif not records:
+        _console().print(f"no artifacts in {where}")
+    else:
+        _console().print(ls_table(records, counts, made_by, aliases))
 
 
 @main.command("show")
@@ -150,40 +140,21 @@ def ls_command(name: str | None, store: str | None, database: str | None) -> Non
 @click.option(
     "--entries", "limit", default=20, show_default=True, help="Manifest entries to list (0: all)."
 )
+@_format_option
 @_registry_options
-def show_command(ref: str, limit: int, store: str | None, database: str | None) -> None:
-    """Show one version: metadata, producer, consumers and a manifest summary."""
-    console = _console()
+def show_command(ref: str, limit: int, fmt: str, store: str | None, database: str | None) -> None:
+    """Show one version: metadata, producer, consumers (with their run status) and a manifest
+    summary."""
     with _open(store, database) as reg:
         art = reg.artifact(ref)
         entries = list(art.manifest)
-        refs = sum(1 for e in entries if e.ref is not None)
-        producer = art.logged_by()
-        consumers = art.used_by()
-        info = RichTable.grid(padding=(0, 2))
-        info.add_column(style="bold")
-        info.add_column()
-        info.add_row("artifact", f"{art.qualified_name} ({art.type})")
-        info.add_row("aliases", ", ".join(art.aliases) or "-")
-        info.add_row("digest", art.digest)
-        info.add_row("size", f"{_size(art.size)} in {art.file_count} files ({refs} references)")
-        info.add_row("created", _when(art.created_at))
-        info.add_row("producer", f"{producer.label} (run {producer.id})" if producer else "-")
-        info.add_row("used by", ", ".join(f"{r.label} (run {r.id[:8]})" for r in consumers) or "-")
-        if art.description:
-            info.add_row("description", Text(art.description))
-        if art.metadata:
-            info.add_row("metadata", Text(json.dumps(art.metadata, sort_keys=True)))
-        console.print(info)
-        shown = entries if limit <= 0 else entries[:limit]
-        table = RichTable(
-            "entry", "size", "digest", "reference", title=f"manifest: {len(entries)} entries"
-        )
-        for entry in shown:
-            table.add_row(Text(entry.path), _size(entry.size), entry.digest, Text(entry.ref or ""))
-        console.print(table)
-        if len(shown) < len(entries):
-            console.print(f"... and {len(entries) - len(shown)} more (--entries 0 lists all)")
+        producer, consumers = art.logged_by(), art.used_by()
+        if fmt == "json":
+            click.echo(dumps(show_json(art, producer, consumers, entries, limit)), nl=False)
+            return
+        console = _console()
+        for part in show_tables(art, producer, consumers, entries, limit):
+            console.print(part)
 
 
 # ---------------------------------------------------------------------------------- lineage
@@ -228,11 +199,18 @@ def marker_path(directory: str | os.PathLike[str]) -> Path:
 @main.command("download")
 @click.argument("ref", metavar="NAME:REF")
 @click.argument("directory", metavar="[DIR]", required=False, type=click.Path(file_okay=False))
+@click.option(
+    "--hard-link",
+    is_flag=True,
+    help="Link the cache's files instead of copying them (faster; edits then change the cache).",
+)
 @_registry_options
 def download_command(
-    ref: str, directory: str | None, store: str | None, database: str | None
+    ref: str, directory: str | None, hard_link: bool, store: str | None, database: str | None
 ) -> None:
-    """Download a version into DIR (default: $ARTIFLOW_ARTIFACT_DIR/NAME/VERSION), verified."""
+    """Download a version into DIR (default: $ARTIFLOW_ARTIFACT_DIR/NAME/VERSION), verified.
+
+    Each file is your own copy (a reflink where the file system has them) unless --hard-link."""
     with _open(store, database) as reg:
         art = reg.artifact(ref)
         columns = (
@@ -252,7 +230,7 @@ def download_command(
                 # Called from download worker threads; Progress.update takes the bar's own lock.
                 progress.update(task, completed=files_done, total=files_total)
 
-            root = art.download(directory, progress=advance)
+            root = art.download(directory, progress=advance, hard_link=hard_link)
         marker = {
             "artifact": art.qualified_name,
             "digest": art.digest,
@@ -261,7 +239,7 @@ def download_command(
             "database": reg.meta.safe_url,
         }
         marker_path(root).write_text(json.dumps(marker, indent=2) + "\n")
-    click.echo(f"{art.qualified_name}: {art.file_count} files, {_size(art.size)} in {root}")
+    click.echo(f"{art.qualified_name}: {art.file_count} files, {size(art.size)} in {root}")
 
 
 @main.command("verify")
@@ -344,10 +322,10 @@ def cache_prune_command(
     from .storage import BlobCache
 
     cache = BlobCache(cache_dir)
-    limit = _parse_size(max_bytes) if max_bytes is not None else cache.max_bytes
+    limit = _parsesize(max_bytes) if max_bytes is not None else cache.max_bytes
     removed, freed = cache.prune(limit)
     click.echo(
-        f"{cache.root}: removed {removed} files ({_size(freed)}); {_size(cache.total_bytes())} left"
+        f"{cache.root}: removed {removed} files ({size(freed)}); {size(cache.total_bytes())} left"
     )
 
 

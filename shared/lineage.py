@@ -16,6 +16,7 @@ from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, overload
 
 from .errors import InvalidMetadata
+from .liveness import RUNNING, run_status
 from .records import run_label
 
 if TYPE_CHECKING:
@@ -36,7 +37,8 @@ class LineageNode(NamedTuple):
     """An artifact version (``kind="artifact"``) or a step run (``kind="run"``).
 
     ``detail`` is the artifact's type, or the run's pipeline run id; ``status`` is the run's
-    status. Renderings may show them; :meth:`LineageGraph.to_dict` leaves them out.
+    status as :class:`~artiflow.RunInfo` has it (``lost`` included). The text tree marks runs
+    that did not finish; :meth:`LineageGraph.to_dict` leaves both out.
     """
 
     id: str
@@ -194,8 +196,8 @@ class LineageGraph:
         node = self.node(node_id)
         if node.kind == "artifact":
             return f"{node.label}  {node.detail}"
-        failed = " (failed)" if node.status == "failed" else ""
-        return f"run {node.label}  {node.detail or node.id[4:12]}{failed}"
+        status = f" ({node.status})" if node.status not in ("finished", "") else ""
+        return f"run {node.label}  {node.detail or node.id[4:12]}{status}"
 
     def _grow(self, lines: list[str], up: bool, prefix: str, max_levels: int) -> None:
         def order(node_id: str) -> tuple[str, str, str]:
@@ -278,10 +280,16 @@ def _collect(
         attempt,
         status,
         pipeline_run,
+        lease_expires_at,
+        host,
+        pid_scope,
+        pid,
     ) in rows:
         run = "run:" + run_id
         if run not in nodes:
             label = run_label(run_id, pipeline, step, map_index, attempt)
+            if status == RUNNING:
+                status = run_status(status, lease_expires_at, host, pid_scope, pid)
             nodes[run] = (run, "run", label, pipeline_run or "", status)
         if reached_from is not None:
             reached = f"artifact:{reached_from}"

@@ -4,24 +4,35 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from concurrent.futures import wait
 from types import TracebackType
 from typing import Any, Protocol
 
+from . import config
 from .artifact import Artifact
 from .backend import LogFuture
 from .committer import Committer
-from .db import MetaStore, VersionSpec
+from .db import MetaStore, VersionSpec, schema
 from .distributed import finish, upsert
 from .errors import ArtifactStateError, TypeMismatch
-from .naming import check_alias, check_type
+from .heartbeat import LEASE_BEATS, Heartbeat
+from .naming import check_alias, check_run_identity, check_type
 from .openlineage import OpenLineageEmitter
 from .records import RunInfo
 
 __all__ = ["Run", "RunHost", "RunInfo"]
 
 log = logging.getLogger(__name__)
+
+#: identity keys stored in text columns of their own, with each column's length (checked before
+#: anything is written, so both databases accept or refuse alike)
+_TEXT_COLUMNS = {
+    key: getattr(schema.runs.c[key].type, "length", None)
+    for key in ("orchestrator", "pipeline", "pipeline_run", "step", "step_run", "job_type", "group")
+}
+_INT_COLUMNS = ("map_index", "attempt")
 
 
 class RunHost(Protocol):
@@ -39,6 +50,9 @@ class RunHost(Protocol):
     @property
     def lineage_namespace(self) -> str: ...
 
+    @property
+    def reference_options(self) -> Mapping[str, Mapping[str, Any]]: ...
+
     def artifact(self, ref: str) -> Artifact: ...
 
 
@@ -55,19 +69,26 @@ class Run:
         self, registry: RunHost, identity: Mapping[str, Any], *, atomic: bool = False
     ) -> None:
         self.registry = registry
-        self.identity = dict(identity)
+        self.identity = check_run_identity(identity, _TEXT_COLUMNS, _INT_COLUMNS)
         self.atomic = atomic
         self._info: RunInfo | None = None
         self._lock = threading.Lock()
         self._pending: list[LogFuture[Artifact]] = []
         self._staged: list[tuple[Artifact, VersionSpec, LogFuture[Artifact]]] = []
         self._closed = False
+        self._heartbeat: Heartbeat | None = None
 
     # ------------------------------------------------------------------ identity
     def _row(self) -> RunInfo:
         with self._lock:
             if self._info is None:
-                self._info = self.registry.meta.create_run(self.identity)
+                meta = self.registry.meta
+                interval = config.heartbeat_seconds() if meta.leases else None
+                lease = None if interval is None else interval * LEASE_BEATS
+                self._info = meta.create_run(self.identity, lease_seconds=lease)
+                if interval is not None:  # renews the lease until finish() (or this run is gone)
+                    beat = self._heartbeat = Heartbeat(meta, self._info.id, interval)
+                    weakref.finalize(self, beat.stop)
                 if self.registry.openlineage is not None:  # queues an event; never blocks
                     self.registry.openlineage.run_started(self._info)
             return self._info
@@ -189,6 +210,8 @@ class Run:
             self._commit_staged(failed)
         wait(pending)
         self._closed = True
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         unseen = [f.exception() for f in pending if f.exception() is not None and not f.seen]
         if self._info is not None:
             self.registry.meta.finish_run(

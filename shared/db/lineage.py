@@ -36,6 +36,10 @@ CLOSURE_COLUMNS = (
     "attempt",
     "status",
     "pipeline_run",
+    "lease_expires_at",
+    "host",
+    "pid_scope",
+    "pid",
 )
 # per direction: (role of the usage from a reached version to the next run, role onwards)
 _ROLES = {"upstream": ("output", "input"), "downstream": ("input", "output")}
@@ -47,7 +51,8 @@ def _null(type_: Any) -> Any:
 
 def _with_labels(rows: Any, version_id: Any, run_id: Any, reached_from: Any) -> sa.Select[Any]:
     """``(version_id, run_id, reached_from, name, type, index, pipeline, step, map_index,
-    attempt, status, pipeline_run)``: each row with its run's and its version's labels."""
+    attempt, status, pipeline_run, lease_expires_at, host, pid_scope, pid)``: each row with
+    its run's and its version's labels, and what tells whether a running run is lost."""
     v, a, r = t.versions, t.artifacts, t.runs
     return sa.select(
         version_id,
@@ -55,6 +60,7 @@ def _with_labels(rows: Any, version_id: Any, run_id: Any, reached_from: Any) -> 
         reached_from,
         *(a.c.name, a.c.type, v.c.index),
         *(r.c.pipeline, r.c.step, r.c.map_index, r.c.attempt, r.c.status, r.c.pipeline_run),
+        *(r.c.lease_expires_at, r.c.host, r.c.pid_scope, r.c.pid),
     ).select_from(
         rows.join(r, r.c.id == run_id)
         .outerjoin(v, v.c.id == version_id)

@@ -19,6 +19,7 @@ class MetaStore(RunQueries, LineageQueries, DistributedQueries):
     """Reads and writes artiflow's tables; every write is one short transaction.
 
     :param url: an SQLAlchemy URL (``sqlite:///...``, ``postgresql+psycopg://...``); a new
-        database is created at the current schema, an older one is refused with the command
-        that upgrades it.
+        database is created at the current schema; an older one is upgraded when it opens if
+        its revision is in ``migrate.AUTOMATIC_FROM``, else refused with the command that
+        upgrades it.
     """

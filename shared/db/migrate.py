@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 __all__ = [
+    "AUTOMATIC_FROM",
     "HEAD",
     "VERSION_TABLE",
     "current_revision",
@@ -28,7 +30,13 @@ __all__ = [
 VERSION_TABLE = "artiflow_alembic_version"
 #: The newest migration this artiflow ships; a test checks it against the scripts. Opening an
 #: up-to-date database compares with it and never imports Alembic (it costs a third of startup).
-HEAD = "0001"
+HEAD = "0002"
+#: Older revisions that opening a database upgrades on its own, under the same lock as a first
+#: open: every step from them to :data:`HEAD` only adds nullable columns, which old rows (and an
+#: older artiflow still writing) leave empty. Any other older revision needs ``artiflow db
+#: upgrade``.
+AUTOMATIC_FROM = frozenset({"0001"})
+log = logging.getLogger(__name__)
 _PG_LOCK_KEY = 0x61727469  # "arti": serialises concurrent first opens on PostgreSQL
 
 
@@ -99,7 +107,8 @@ def _upgrade_on(conn: Connection, revision: str = "head") -> None:
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Create a new database at the current head; refuse one that is older or newer."""
+    """Create a new database at the current head, upgrade one at a revision in
+    :data:`AUTOMATIC_FROM`; refuse one that is older than that, or newer."""
     head = HEAD
     with engine.connect() as conn:
         current = current_revision(conn)
@@ -112,6 +121,10 @@ def ensure_schema(engine: Engine) -> None:
         if current == head:
             return
         if current is None and not sa.inspect(conn).has_table("artiflow_artifacts"):
+            _upgrade_on(conn)
+            return
+        if current in AUTOMATIC_FROM:
+            log.info("upgrading the artiflow database from schema %s to %s", current, head)
             _upgrade_on(conn)
             return
     url = engine.url.render_as_string(hide_password=True)

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..liveness import run_status
 from ..records import RunInfo, VersionRecord
 from . import schema as t
 from .engine import aware, utcnow
@@ -54,11 +55,19 @@ def run_info(row: Mapping[Any, Any]) -> RunInfo:
         attempt=row["attempt"],
         job_type=row["job_type"],
         group=row["group"],
-        status=row["status"],
+        status=run_status(
+            row["status"],
+            aware(row.get("lease_expires_at")),
+            row["host"],
+            row.get("pid_scope"),
+            row.get("pid"),
+        ),
         host=row["host"],
         started_at=aware(row["started_at"]),
         finished_at=aware(row.get("finished_at")),
         extra=dict(row["extra"] or {}),
+        pid=row.get("pid"),
+        heartbeat_at=aware(row.get("heartbeat_at")),
     )
 
 

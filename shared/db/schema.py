@@ -67,6 +67,11 @@ runs = Table(
     Column("extra", JSON, nullable=False),
     Column("started_at", TZDateTime, nullable=False),
     Column("finished_at", TZDateTime),
+    # The owner's lease (0002): a heartbeat renews it; an expired one reads as "lost".
+    Column("pid", Integer),
+    Column("pid_scope", String(100)),
+    Column("heartbeat_at", TZDateTime),
+    Column("lease_expires_at", TZDateTime),
     Index("ix_artiflow_runs_pipeline", "pipeline", "pipeline_run"),
 )
 

@@ -262,6 +262,16 @@ def test_download_to_the_default_dir(
     assert invoke("verify", str(target), *home.args).exit_code == 0
 
 
+def test_download_copies_unless_asked_to_hard_link(home: Home, tmp_path: Path) -> None:
+    for folder, flags in (("copied", ()), ("linked", ("--hard-link",))):
+        result = invoke(
+            "download", "demo-raw-readings:v0", str(tmp_path / folder), *flags, *home.args
+        )
+        assert result.exit_code == 0, result.output
+    assert os.stat(tmp_path / "copied" / "stations.csv").st_nlink == 1
+    assert os.stat(tmp_path / "linked" / "stations.csv").st_nlink >= 2  # shares the cache's file
+
+
 def test_download_shows_file_progress_on_a_terminal(home: Home, tmp_path: Path) -> None:
     result = invoke(
         "download",
