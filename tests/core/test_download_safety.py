@@ -7,11 +7,14 @@ PostgreSQL; the disk-full test mounts a real (tiny) tmpfs.
 from __future__ import annotations
 
 import faulthandler
+import functools
 import multiprocessing
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -19,6 +22,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,28 +117,26 @@ def _spawn(script: str, *args: str, env: dict[str, str] | None = None) -> subpro
     )
 
 
-_FORK = multiprocessing.get_context("fork")  # children start at once, artiflow imported
+def _child(job: Callable[[], object], barrier: Any, failures: str, timeout: float) -> None:
+    faulthandler.dump_traceback_later(timeout - 10, exit=True)  # a hang shows where
+    try:
+        barrier.wait()
+        job()
+    except BaseException:
+        Path(failures, str(os.getpid())).write_text(traceback.format_exc())
+        raise
 
 
-def _in_processes(jobs: list[Callable[[], object]], timeout: float = 240) -> None:
-    """Run each job in its own process, all released at the same moment; every one must
-    succeed (a failure's traceback is shown)."""
-    barrier = _FORK.Barrier(len(jobs))
-    failures = _FORK.Queue()
-
-    def child(job: Callable[[], object]) -> None:
-        code = 0
-        faulthandler.dump_traceback_later(timeout - 10, exit=True)  # a hang shows where
-        try:
-            barrier.wait()
-            job()
-        except BaseException:
-            failures.put(traceback.format_exc())
-            code = 1
-        finally:
-            os._exit(code)
-
-    procs = [_FORK.Process(target=child, args=(job,)) for job in jobs]
+def _in_processes(
+    jobs: list[Callable[[], object]], timeout: float = 240, start: str = "spawn"
+) -> None:
+    """Run each job (picklable) in its own process, all released at the same moment; every
+    one must succeed (a failure's traceback is shown). Spawned (fresh) processes by default:
+    a fork of this multi-threaded test process could inherit a lock held mid-operation."""
+    context = multiprocessing.get_context(start)
+    barrier = context.Barrier(len(jobs))
+    failures = tempfile.mkdtemp(prefix="artiflow-failures-")
+    procs = [context.Process(target=_child, args=(job, barrier, failures, timeout)) for job in jobs]
     for proc in procs:
         proc.start()
     for proc in procs:
@@ -143,10 +145,14 @@ def _in_processes(jobs: list[Callable[[], object]], timeout: float = 240) -> Non
     for proc in procs:
         proc.kill()
     assert hung == [], f"processes {hung} still running after {timeout} s"
-    failed = [proc for proc in procs if proc.exitcode != 0]
+    reports = {p.pid: Path(failures, str(p.pid)) for p in procs}
     problems = [
-        failures.get(timeout=5) if not failures.empty() else "(no traceback)" for _ in failed
+        f"process {p.pid} exited with {p.exitcode}: "
+        + (reports[p.pid].read_text() if reports[p.pid].exists() else "")
+        for p in procs
+        if p.exitcode != 0
     ]
+    shutil.rmtree(failures)
     assert problems == [], "\n".join(problems)
 
 
@@ -162,7 +168,7 @@ def test_processes_download_one_version_into_one_folder(
     reg = af.Registry()
     art = _logged(reg, _tree(tmp_path / "src", 200))
     root = tmp_path / "shared-root"
-    _in_processes([lambda: _download_and_verify(root)] * PROCESSES)
+    _in_processes([functools.partial(_download_and_verify, root)] * PROCESSES)
     art.verify(root)
     assert _temps(root) == []
 
@@ -199,8 +205,8 @@ def test_downloads_share_a_cache_with_concurrent_writers(
     tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ARTIFLOW_CACHE_MAX_BYTES", str(64 * 1024))  # evictions all the time
-    writers = [lambda w=w: _write(tmp_path, w, 20) for w in range(2)]
-    readers = [lambda: _read(tmp_path, 2)] * 4
+    writers = [functools.partial(_write, tmp_path, w, 20) for w in range(2)]
+    readers = [functools.partial(_read, tmp_path, 2)] * 4
     _in_processes([*writers, *readers])
     reg = af.Registry()
     assert len(reg.versions("busy")) == 40
@@ -208,10 +214,14 @@ def test_downloads_share_a_cache_with_concurrent_writers(
     latest.verify(latest.download())
 
 
+def _open_cache(root: Path) -> None:
+    BlobCache(str(root)).total_bytes()
+
+
 def test_processes_open_a_fresh_cache_folder_at_once(tmp_path: Path) -> None:
-    for round_ in range(40):
+    for round_ in range(40):  # forked: the children only open a cache, quickly and often
         root = tmp_path / f"cache-{round_}"
-        _in_processes([lambda root=root: BlobCache(str(root)).total_bytes()] * PROCESSES)
+        _in_processes([functools.partial(_open_cache, root)] * PROCESSES, start="fork")
 
 
 _KILLED_DOWNLOAD = textwrap.dedent(
