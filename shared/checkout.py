@@ -54,8 +54,8 @@ TEMP_MARK = ".artiflow-tmp-"
 _FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 _NO_REFLINK = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS}
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
-#: ``(source device, destination device) → reflink works``, learnt once per pair
-_reflinks: dict[tuple[int, int], bool] = {}
+#: destination folder → reflinks work there, learnt from its first file (no ``stat`` per file)
+_reflinks: dict[str, bool] = {}
 
 
 def temp_for(dest: Path) -> Path:
@@ -164,17 +164,17 @@ def _check_folder(root: Path, folder: str, seen: dict[str, bool]) -> None:
 
 
 def _reflink_or_copy(src: str, dst: Path) -> None:
-    devices = (os.stat(src).st_dev, os.stat(dst.parent).st_dev)
-    if _reflinks.get(devices, True):
+    folder = str(dst.parent)
+    if _reflinks.get(folder, True):
         with open(src, "rb") as fin, open(dst, "wb") as fout:
             try:
                 fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
-                _reflinks[devices] = True
+                _reflinks[folder] = True
                 return
             except OSError as err:
                 if err.errno not in _NO_REFLINK:
                     raise
-                _reflinks[devices] = False
+                _reflinks[folder] = False
     shutil.copyfile(src, dst)
 
 

@@ -59,9 +59,8 @@ class Resolver:
     """
 
     def check(self, uri: str) -> None:
-        """Refuse a URI that must never be recorded (by default: one carrying user info or a
-        signature, :func:`check_uri`); no network, no listing."""
-        check_uri(uri)
+        """Refuse a URI this protocol must never record; no network, no listing. (User info
+        and signatures are refused for every protocol before this, by :func:`check_uri`.)"""
 
     def reference(self, uri: str) -> str:
         """The canonical ``ref`` recorded for ``uri`` (e.g. a ``file://`` URI for a path)."""

@@ -130,7 +130,6 @@ class HttpResolver(Resolver):
         max_objects: int | None,
         storage_options: StorageOptions,
     ) -> list[ManifestEntry]:
-        check_uri(uri)
         target = entry_name(name, self.default_name(uri))
         headers = head(uri)
         size = _content_length(headers)

@@ -25,7 +25,6 @@ __all__ = ["BlobCache", "CacheRow"]
 log = logging.getLogger(__name__)
 #: ``(key, size, inode, mtime_ns, md5, last_used)``
 CacheRow = tuple[str, int, int, int, str, float]
-_TIMEOUT = 60.0  # seconds to wait for another process holding the index
 
 
 def _busy(err: sqlite3.OperationalError) -> bool:
@@ -35,9 +34,13 @@ def _busy(err: sqlite3.OperationalError) -> bool:
 class BlobCache:
     """Files under ``<root>/<kind>/<ab>/<cdef...>`` indexed in ``<root>/index.db``."""
 
-    def __init__(self, root: str | None = None, max_bytes: int | None = None) -> None:
+    def __init__(
+        self, root: str | None = None, max_bytes: int | None = None, *, timeout: float = 60.0
+    ) -> None:
+        """``timeout``: seconds to wait for another process holding the index."""
         self.root = os.path.abspath(root or cache_dir())
         self.max_bytes = cache_max_bytes() if max_bytes is None else max_bytes
+        self.timeout = timeout
         self._local = threading.local()
         try:
             os.makedirs(self.root, exist_ok=True)
@@ -46,7 +49,7 @@ class BlobCache:
             if _busy(err):
                 raise StoreError(
                     f"the download cache at {self.root} stayed locked by another process for "
-                    f"{_TIMEOUT:.0f} s ({err}); is a process holding it stuck?"
+                    f"{self.timeout:g} s ({err}); is a process holding it stuck?"
                 ) from err
             raise self._unusable(err) from err
         except (OSError, sqlite3.Error) as err:
@@ -61,7 +64,7 @@ class BlobCache:
     def _create(self) -> None:
         """Create the index, once, however many processes open a fresh cache at the same time
         (SQLite does not wait on its busy timeout for everything a first open does)."""
-        deadline = time.monotonic() + _TIMEOUT
+        deadline = time.monotonic() + self.timeout
         while True:
             try:
                 with self._db() as db:
@@ -80,7 +83,7 @@ class BlobCache:
     def _db(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(os.path.join(self.root, "index.db"), timeout=_TIMEOUT)
+            conn = sqlite3.connect(os.path.join(self.root, "index.db"), timeout=self.timeout)
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")

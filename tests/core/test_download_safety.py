@@ -224,6 +224,24 @@ def test_processes_open_a_fresh_cache_folder_at_once(tmp_path: Path) -> None:
         _in_processes([functools.partial(_open_cache, root)] * PROCESSES, start="fork")
 
 
+def test_a_locked_cache_is_not_blamed_on_permissions(tmp_path: Path) -> None:
+    import sqlite3
+
+    root = tmp_path / "cache"
+    BlobCache(str(root)).close()
+    holder = sqlite3.connect(root / "index.db")
+    holder.execute("PRAGMA journal_mode=DELETE")  # leave WAL, so opening must switch back
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreError) as info:
+            BlobCache(str(root), timeout=0.5)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert "locked" in str(info.value)
+    assert "writable" not in str(info.value)
+
+
 _KILLED_DOWNLOAD = textwrap.dedent(
     """
     import os, signal, sys
